@@ -1,0 +1,1 @@
+"""The ``mlflow-green`` command line."""

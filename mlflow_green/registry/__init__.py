@@ -1,0 +1,1 @@
+"""Registry layer: a model version's footprint, budgets, policy and the carbon gate."""

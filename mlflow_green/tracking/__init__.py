@@ -1,0 +1,1 @@
+"""Tracking layer: metric schema, journal, asynchronous logging, autolog and adapters."""

@@ -1,0 +1,100 @@
+"""The metric and tag names of the public contract (../shared/ARCHITECTURE.md).
+
+Every other module uses these constants; nothing spells a ``green/`` key by hand.
+"""
+
+from __future__ import annotations
+
+PREFIX = "green/"
+
+# Per epoch (the value is for that epoch alone), logged at step = epoch index.
+ENERGY_KWH = "green/energy_kwh"
+GPU_ENERGY_KWH = "green/gpu_energy_kwh"
+CPU_ENERGY_KWH = "green/cpu_energy_kwh"
+RAM_ENERGY_KWH = "green/ram_energy_kwh"
+GPU_POWER_W = "green/gpu_power_w"
+INTENSITY_G_PER_KWH = "green/intensity_g_per_kwh"
+CO2EQ_KG = "green/co2eq_kg"
+EMBODIED_KG = "green/embodied_kg"
+TOTAL_CO2EQ_KG = "green/total_co2eq_kg"
+EPOCH_SECONDS = "green/epoch_seconds"
+
+# Cumulative (the run total so far).
+CUM_ENERGY_KWH = "green/cum_energy_kwh"
+CUM_CO2EQ_KG = "green/cum_co2eq_kg"
+CUM_EMBODIED_KG = "green/cum_embodied_kg"
+CUM_TOTAL_CO2EQ_KG = "green/cum_total_co2eq_kg"
+EMBODIED_SHARE = "green/embodied_share"
+ACCURACY_PER_KG = "green/accuracy_per_kg"
+PROJECTED_TOTAL_CO2EQ_KG = "green/projected_total_co2eq_kg"
+PROJECTED_ENERGY_KWH = "green/projected_energy_kwh"
+
+PER_EPOCH_KEYS: tuple[str, ...] = (
+    ENERGY_KWH,
+    GPU_ENERGY_KWH,
+    CPU_ENERGY_KWH,
+    RAM_ENERGY_KWH,
+    GPU_POWER_W,
+    INTENSITY_G_PER_KWH,
+    CO2EQ_KG,
+    EMBODIED_KG,
+    TOTAL_CO2EQ_KG,
+    EPOCH_SECONDS,
+)
+CUMULATIVE_KEYS: tuple[str, ...] = (
+    CUM_ENERGY_KWH,
+    CUM_CO2EQ_KG,
+    CUM_EMBODIED_KG,
+    CUM_TOTAL_CO2EQ_KG,
+    EMBODIED_SHARE,
+)
+
+
+def gpu_device_energy_key(index: int) -> str:
+    """``green/gpu{i}_energy_kwh`` for one device, where there are several."""
+    return f"green/gpu{index}_energy_kwh"
+
+
+# Run tags (provenance).
+TAG_VERSION = "green.version"
+TAG_LOCATION = "green.location"
+TAG_INTENSITY_SOURCE = "green.intensity_source"
+TAG_PUE = "green.pue"
+TAG_GPU_MODEL = "green.gpu_model"
+TAG_GPU_COUNT = "green.gpu_count"
+TAG_METHOD_GPU = "green.method.gpu"
+TAG_METHOD_CPU = "green.method.cpu"
+TAG_METHOD_RAM = "green.method.ram"
+TAG_EMBODIED_PROFILE = "green.embodied_profile"
+TAG_STATUS = "green.status"
+TAG_STOP_REASON = "green.stop_reason"
+TAG_LINEAGE = "green.lineage"
+TAG_ACCURACY_METRIC = "green.accuracy_metric"
+
+STATUS_OK = "ok"
+
+
+def degraded(why: str) -> str:
+    """The ``green.status`` value of a degraded run."""
+    return f"degraded: {why}"
+
+
+# Registry: budgets are registered-model tags; evidence is written on the model version.
+BUDGET_PREFIX = "green.budget."
+BUDGET_TOTAL_CO2EQ_KG = "total_co2eq_kg"
+BUDGET_CO2EQ_KG = "co2eq_kg"
+BUDGET_ENERGY_KWH = "energy_kwh"
+BUDGET_MIN_ACCURACY_PER_KG = "min_accuracy_per_kg"
+BUDGET_KEYS: tuple[str, ...] = (
+    BUDGET_TOTAL_CO2EQ_KG,
+    BUDGET_CO2EQ_KG,
+    BUDGET_ENERGY_KWH,
+    BUDGET_MIN_ACCURACY_PER_KG,
+)
+
+GATE_PREFIX = "green.gate."
+GATE_VERDICT = "green.gate.verdict"
+GATE_TOTAL_CO2EQ_KG = "green.gate.total_co2eq_kg"
+GATE_ENERGY_KWH = "green.gate.energy_kwh"
+GATE_CHECKED_AT = "green.gate.checked_at"
+GATE_REASONS = "green.gate.reasons"

@@ -1,0 +1,177 @@
+"""Start real ``mlflow server`` subprocesses on 127.0.0.1 for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+PG_DSN_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def create_postgres_database(prefix: str = "mlflow_green_test") -> str:
+    """Create a fresh PostgreSQL database and return its SQLAlchemy URI."""
+    import psycopg2  # type: ignore[import-untyped]
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return f"{PG_DSN_BASE}/{name}"
+
+
+def drop_postgres_database(uri: str) -> None:
+    import psycopg2  # type: ignore[import-untyped]
+
+    name = uri.rsplit("/", 1)[1]
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@dataclass
+class MlflowServer:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    backend_uri: str
+    artifacts_dir: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self, timeout: float = 90.0) -> None:
+        """Start the same server again on the same port (after stop/kill)."""
+        self.stop()
+        new = _launch(self.args, self.env, self.log_path, self.port, timeout)
+        self.process = new
+
+
+def _launch(
+    args: Sequence[str], env: Mapping[str, str], log_path: Path, port: int, timeout: float
+) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        list(args), stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"mlflow server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
+        try:
+            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise RuntimeError(f"mlflow server did not start in {timeout}s:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
+def start_mlflow_server(
+    workdir: Path,
+    *,
+    backend_uri: str | None = None,
+    app_name: str | None = None,
+    gunicorn: bool = False,
+    static_prefix: str | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = 120.0,
+) -> MlflowServer:
+    """Start ``mlflow server`` bound to 127.0.0.1 on a free port and wait for /health."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    backend_uri = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    artifacts = workdir / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    port = free_port()
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    args = [
+        mlflow_bin,
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--workers",
+        "1",
+    ]
+    if app_name:
+        args += ["--app-name", app_name]
+    if gunicorn:
+        args += ["--gunicorn-opts", "--timeout 120"]
+    if static_prefix:
+        args += ["--static-prefix", static_prefix]
+    args += list(extra_args)
+    full_env = dict(os.environ)
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    full_env["MLFLOW_GREEN_STRICT"] = full_env.get("MLFLOW_GREEN_STRICT", "1")
+    full_env.update(env or {})
+    log_path = workdir / f"server-{port}.log"
+    proc = _launch(args, full_env, log_path, port, timeout)
+    return MlflowServer(
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        process=proc,
+        log_path=log_path,
+        backend_uri=backend_uri,
+        artifacts_dir=artifacts,
+        args=args,
+        env=full_env,
+    )

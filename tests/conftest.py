@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._servers import MlflowServer, postgres_available, start_mlflow_server
+
+os.environ.setdefault("MLFLOW_GREEN_STRICT", "1")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+# The intensity sources must never reach the network from the test suite by accident.
+os.environ.pop("ELECTRICITYMAPS_API_TOKEN", None)
+
+_CONTRACT_ENV = (
+    "MLFLOW_GREEN_COUNTRY",
+    "MLFLOW_GREEN_REGION",
+    "MLFLOW_GREEN_CLOUD_PROVIDER",
+    "MLFLOW_GREEN_CLOUD_REGION",
+    "MLFLOW_GREEN_PUE",
+    "MLFLOW_GREEN_INTENSITY",
+    "MLFLOW_GREEN_POLICY",
+    "MLFLOW_GREEN_SAMPLER",
+    "MLFLOW_GREEN_DISABLE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    gpu_on = os.environ.get("MLFLOW_GREEN_TEST_GPU", "").lower() in {"1", "true", "yes"}
+    pg_on = postgres_available()
+    for item in items:
+        if "gpu" in item.keywords and not gpu_on:
+            item.add_marker(pytest.mark.skip(reason="GPU tests need MLFLOW_GREEN_TEST_GPU=1"))
+        if "postgres" in item.keywords and not pg_on:
+            item.add_marker(pytest.mark.skip(reason="PostgreSQL is not reachable on 127.0.0.1:5432"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test starts without contract variables and with its own journal directory."""
+    for name in _CONTRACT_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_GREEN_STRICT", "1")
+    monkeypatch.setenv("MLFLOW_GREEN_JOURNAL_DIR", str(tmp_path / "journal"))
+    yield
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    """A local SQLite tracking store URI (registry included)."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def mlflow_local(sqlite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point MLflow at a fresh local SQLite store for this test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
+    mlflow.set_tracking_uri(sqlite_uri)
+    mlflow.set_registry_uri(sqlite_uri)
+    yield sqlite_uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A plain ``mlflow server`` on SQLite, shared by the session."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
