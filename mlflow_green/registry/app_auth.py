@@ -1,7 +1,71 @@
-"""``mlflow server --app-name green-gate-auth``: basic-auth app with the gate (work in progress)."""
+"""``mlflow server --app-name green-gate-auth``: MLflow's basic-auth app, then the carbon gate.
 
-from mlflow.server.auth import create_app
+Authentication and MLflow's permission checks run first (their ``before_request`` hook is
+registered first), so an unauthenticated or unauthorised call is refused before the gate reads
+anything. Configure basic-auth as for ``--app-name basic-auth`` (``MLFLOW_AUTH_CONFIG_PATH``,
+``MLFLOW_AUTH_ADMIN_PASSWORD``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``).
+"""
 
-app = create_app()
+from __future__ import annotations
 
-__all__ = ["app"]
+from mlflow_green.registry._gate import Gate
+
+
+def _can_manage_budgets() -> bool:
+    """Basic-auth lets EDIT set model tags; budgets (green.budget.*) need MANAGE or admin."""
+    from mlflow.server.auth import sender_is_admin, validate_can_manage_registered_model
+
+    return bool(sender_is_admin() or validate_can_manage_registered_model())
+
+
+# Validated at import: ``mlflow server`` imports this module before it starts any worker.
+_gate = Gate.from_env(can_manage_budgets=_can_manage_budgets)
+
+
+def _inside_mlflow_server_command() -> bool:
+    try:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+    except Exception:
+        return False
+    return ctx is not None and ctx.command.name == "server"
+
+
+def _preflight_auth() -> None:
+    """In the ``mlflow server`` process, before any worker, fail on bad auth config in one line.
+
+    MLflow does this itself only for ``--app-name basic-auth``; without it a missing admin
+    password or secret key would crash every worker (uvicorn restarts them in a loop) instead
+    of stopping the command with one clear error.
+    """
+    if not _inside_mlflow_server_command():
+        return
+    try:
+        from mlflow.server.auth import bootstrap_admin_user, get_flask_server_secret_key
+
+        get_flask_server_secret_key()
+        bootstrap_admin_user()
+    except Exception as exc:
+        line = " ".join(str(exc).split())[:500] or type(exc).__name__
+        raise SystemExit(f"mlflow-green: green-gate-auth cannot start: {line}") from None
+
+
+def create_app() -> object:
+    """The app factory ``mlflow server`` calls in each worker, like ``basic-auth``'s."""
+    from mlflow.server import app as flask_app
+    from mlflow.server.auth import create_app as create_auth_app
+
+    # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
+    served = create_auth_app(flask_app)  # its before_request (authentication) is registered first
+    _gate.install(flask_app)
+    return served
+
+
+_preflight_auth()
+
+# The ``mlflow.app`` entry point names ``app``: a plain function, so ``mlflow server`` treats it
+# as a factory (uvicorn ``--factory``, gunicorn ``app()``) and calls it once per worker.
+app = create_app
+
+__all__ = ["app", "create_app"]

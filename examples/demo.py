@@ -1,0 +1,366 @@
+"""End-to-end demo of mlflow_green, fully offline on CPU (what `make demo` runs).
+
+    python examples/demo.py [--out demo-out] [--quick]
+
+1. what this machine can measure (`mlflow-green doctor`);
+2. two small PyTorch models trained with `mlflow_green.autolog()` + `epochs(n)` into a local
+   SQLite store under demo-out/, each run's energy/CO2eq summary printed;
+3. both registered as versions of one model, and a carbon budget set as registered-model tags;
+4. a real `mlflow server --app-name green-gate` started on 127.0.0.1 against the same store;
+5. the version within budget promoted to `champion` through the gated server
+   (`mlflow-green promote`);
+6. the version over budget refused by the server itself: a plain MLflow alias call answered
+   HTTP 403 PERMISSION_DENIED, with a message naming the budget; `mlflow-green check` exit 1;
+7. the evidence tags the gate wrote on the versions, and the leaderboard;
+8. the server stopped.
+
+Exits non-zero, naming the step, if any step fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+MODEL_NAME = "demo-classifier"
+EXPERIMENT = "mlflow-green-demo"
+ALIAS = "champion"
+BUDGET_KEY = f"green.budget.{ALIAS}.total_co2eq_kg"
+_MARKER = ".mlflow-green-demo"
+
+
+class DemoFailure(Exception):
+    """A step did not produce what the demo promises."""
+
+
+def heading(number: int, title: str) -> None:
+    print(f"\n=== {number}. {title} " + "=" * max(3, 72 - len(title)), flush=True)
+
+
+def mlflow_green_cmd(*args: str) -> list[str]:
+    """The installed `mlflow-green` console script, or the module when it is not on disk."""
+    script = Path(sys.executable).parent / "mlflow-green"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "mlflow_green.cli.main", *args]
+
+
+def run_cli(args: Sequence[str], env: dict[str, str], *, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    shown = " ".join(["mlflow-green", *args])
+    print(f"$ {shown}", flush=True)
+    result = subprocess.run(
+        mlflow_green_cmd(*args), env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.stdout.strip():
+        print(result.stdout.rstrip())
+    if result.stderr.strip():
+        print(result.stderr.rstrip())
+    if result.returncode != expect:
+        raise DemoFailure(f"`{shown}` exited {result.returncode}, expected {expect}")
+    print(f"(exit {result.returncode})")
+    return result
+
+
+# -- training -----------------------------------------------------------------------------
+
+
+def _data(n: int, seed: int) -> tuple[Any, Any]:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g) * 3 * torch.pi
+    label = torch.randint(0, 2, (n,), generator=g)
+    sign = label.float() * 2 - 1
+    x = torch.stack([t.cos() * t * sign, t.sin() * t * sign], dim=1) / 10
+    return x + 0.05 * torch.randn(n, 2, generator=g), label
+
+
+def train(run_name: str, *, hidden: int, epochs: int, samples: int, experiment_id: str) -> tuple[str, Any]:
+    """Train an MLP with every epoch measured; returns (run_id, model)."""
+    import mlflow
+    import torch
+    from torch import nn
+
+    import mlflow_green
+
+    torch.manual_seed(0)
+    x, y = _data(samples, seed=0)
+    x_val, y_val = _data(2_000, seed=1)
+    model = nn.Sequential(
+        nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2)
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = nn.CrossEntropyLoss()
+    with mlflow.start_run(run_name=run_name, experiment_id=experiment_id) as run:
+        mlflow.log_params({"hidden": hidden, "epochs": epochs, "samples": samples})
+        for epoch in mlflow_green.epochs(epochs):
+            model.train()
+            for xb, yb in zip(x.split(256), y.split(256), strict=True):
+                optimizer.zero_grad()
+                loss_fn(model(xb), yb).backward()
+                optimizer.step()
+            model.eval()
+            with torch.no_grad():
+                accuracy = (model(x_val).argmax(1) == y_val).float().mean().item()
+            mlflow.log_metric("val_accuracy", accuracy, step=epoch)
+            mlflow_green.report_accuracy(accuracy)
+        # A real model artifact, so that the registered version points at something loadable.
+        mlflow.pytorch.log_model(model, name="model", pip_requirements=["torch", "mlflow"])
+    return run.info.run_id, model
+
+
+def run_total_kg(client: Any, run_id: str) -> float:
+    value = client.get_run(run_id).data.metrics.get("green/cum_total_co2eq_kg")
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise DemoFailure(f"run {run_id} has no green/cum_total_co2eq_kg metric")
+    return float(value)
+
+
+# -- server -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatedServer:
+    """`mlflow server --app-name green-gate` on 127.0.0.1, in its own process group."""
+
+    def __init__(self, backend_uri: str, artifacts: Path, log_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        mlflow_bin = Path(sys.executable).parent / "mlflow"
+        self.argv = [
+            str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
+            "server", "--app-name", "green-gate",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", backend_uri,
+            "--artifacts-destination", str(artifacts),
+            "--workers", "1",
+        ]
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        import requests
+
+        print("$ mlflow server " + " ".join(self.argv[2:]), flush=True)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DemoFailure(f"the server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                status = requests.get(f"{self.url}/health", timeout=2).status_code
+            except requests.RequestException:
+                status = None
+            if status == 200:
+                print(f"server up at {self.url} (log: {self.log_path})")
+                return
+            if status is not None and status >= 500:
+                raise DemoFailure(f"/health answered {status}:\n{self.tail()}")
+            time.sleep(0.5)
+        raise DemoFailure(f"the server did not answer /health within {timeout_s:.0f} s:\n{self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+
+def prepare_out(out: Path) -> None:
+    """A fresh demo-out/: removed only when an earlier demo made it (it has the marker)."""
+    if out.exists():
+        if not (out / _MARKER).exists() and any(out.iterdir()):
+            raise DemoFailure(f"{out} exists and was not made by this demo; pass --out with another directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / _MARKER).write_text("made by examples/demo.py; safe to delete\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="mlflow_green end-to-end demo (offline, CPU)")
+    parser.add_argument("--out", default="demo-out", help="working directory for the store (default demo-out)")
+    parser.add_argument("--quick", action="store_true", help="smaller models (the test suite's mode)")
+    args = parser.parse_args(argv)
+    quick = args.quick or os.environ.get("MLFLOW_GREEN_EXAMPLES_QUICK") == "1"
+    out = Path(args.out).resolve()
+    state: dict[str, Any] = {}
+    server: GatedServer | None = None
+
+    # Everything stays on this machine: no model hub, no intensity API, no system metrics.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.pop("ELECTRICITYMAPS_API_TOKEN", None)
+
+    def step_doctor() -> None:
+        prepare_out(out)
+        state["uri"] = f"sqlite:///{out / 'mlflow.db'}"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": state["uri"]}
+        state["env"] = env
+        run_cli(["doctor"], env)
+
+    def step_train() -> None:
+        import mlflow
+
+        import mlflow_green
+
+        mlflow.set_tracking_uri(state["uri"])
+        mlflow.set_registry_uri(state["uri"])
+        experiment_id = mlflow.create_experiment(
+            EXPERIMENT, artifact_location=(out / "artifacts").as_uri()
+        )
+        # One call configures every run below (location, sampler... from the environment).
+        mlflow_green.autolog()
+        scale = 1 if not quick else 0.25
+        small = dict(hidden=32, epochs=3, samples=int(8_000 * scale))
+        large = dict(hidden=384, epochs=3, samples=int(24_000 * scale))
+        print(f"training 'small' {small}")
+        state["small_run"], _ = train("small", experiment_id=experiment_id, **small)
+        print(f"training 'large' {large}")
+        state["large_run"], _ = train("large", experiment_id=experiment_id, **large)
+
+    def step_register() -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        client = MlflowClient(state["uri"], state["uri"])
+        v1 = mlflow.register_model(f"runs:/{state['small_run']}/model", MODEL_NAME).version
+        v2 = mlflow.register_model(f"runs:/{state['large_run']}/model", MODEL_NAME).version
+        small_kg = run_total_kg(client, state["small_run"])
+        large_kg = run_total_kg(client, state["large_run"])
+        print(f"{MODEL_NAME} version {v1} <- run 'small': {small_kg:.4g} kg CO2eq")
+        print(f"{MODEL_NAME} version {v2} <- run 'large': {large_kg:.4g} kg CO2eq")
+        if not large_kg > small_kg:
+            raise DemoFailure("the large model's footprint is not above the small one's; nothing to gate")
+        # A budget between the two measured footprints (their geometric mean): the small
+        # model fits, the large one does not. In practice the team sets it from its targets.
+        budget = math.sqrt(small_kg * large_kg)
+        client.set_registered_model_tag(MODEL_NAME, BUDGET_KEY, f"{budget:.6g}")
+        print(f"budget tag {BUDGET_KEY} = {budget:.6g}  (kg CO2eq, operational + embodied)")
+        state.update(v1=str(v1), v2=str(v2), budget=budget)
+
+    def step_server() -> None:
+        nonlocal server
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_GREEN_POLICY")}
+        server = GatedServer(state["uri"], out / "mlartifacts", out / "server.log", env)
+        server.start()
+        state["server_env"] = {**state["env"], "MLFLOW_TRACKING_URI": server.url}
+
+    def step_promote() -> None:
+        run_cli(
+            ["promote", "--model", MODEL_NAME, "--version", state["v1"], "--alias", ALIAS],
+            state["server_env"],
+        )
+
+    def step_refuse() -> None:
+        import requests
+
+        assert server is not None
+        # What any MLflow client sends to set an alias; the gate answers inside the server.
+        body = {"name": MODEL_NAME, "alias": ALIAS, "version": state["v2"]}
+        print(f"$ POST {server.url}/api/2.0/mlflow/registered-models/alias {body}")
+        response = requests.post(f"{server.url}/api/2.0/mlflow/registered-models/alias", json=body, timeout=60)
+        print(f"HTTP {response.status_code} {response.text}")
+        if response.status_code != 403:
+            raise DemoFailure(f"expected HTTP 403 from the gate, got {response.status_code}")
+        payload = response.json()
+        message = str(payload.get("message", ""))
+        if payload.get("error_code") != "PERMISSION_DENIED" or "total_co2eq_kg" not in message:
+            raise DemoFailure("the refusal does not name the budget (total_co2eq_kg)")
+        run_cli(
+            ["check", "--model", MODEL_NAME, "--version", state["v2"], "--alias", ALIAS],
+            state["server_env"],
+            expect=1,
+        )
+        from mlflow import MlflowClient
+
+        champion = MlflowClient(server.url, server.url).get_model_version_by_alias(MODEL_NAME, ALIAS)
+        print(f"alias '{ALIAS}' still points to version {champion.version}")
+        if champion.version != state["v1"]:
+            raise DemoFailure(f"alias '{ALIAS}' moved to version {champion.version}")
+
+    def step_evidence() -> None:
+        from mlflow import MlflowClient
+
+        assert server is not None
+        client = MlflowClient(server.url, server.url)
+        for version in (state["v1"], state["v2"]):
+            tags = client.get_model_version(MODEL_NAME, version).tags
+            evidence = {k: v for k, v in sorted(tags.items()) if k.startswith("green.gate.")}
+            print(f"{MODEL_NAME} version {version}:")
+            for key, value in evidence.items():
+                print(f"  {key} = {value}")
+            if version == state["v1"] and evidence.get("green.gate.verdict") != "pass":
+                raise DemoFailure(f"version {version} has no passing evidence tags")
+
+    def step_leaderboard() -> None:
+        run_cli(["leaderboard", "--experiment", EXPERIMENT], state["server_env"])
+
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("What this machine measures", step_doctor),
+        ("Train two models with mlflow_green.autolog() (SQLite store in demo-out/)", step_train),
+        ("Register both versions and set a carbon budget", step_register),
+        ("Start the gated server: mlflow server --app-name green-gate", step_server),
+        (f"Promote the version within budget to '{ALIAS}'", step_promote),
+        ("The version over budget is refused by the server", step_refuse),
+        ("Evidence tags on the model versions", step_evidence),
+        ("Leaderboard: accuracy per kg CO2eq", step_leaderboard),
+    ]
+    started = time.monotonic()
+    try:
+        for number, (title, step) in enumerate(steps, start=1):
+            heading(number, title)
+            step()
+    except DemoFailure as exc:
+        print(f"\nDEMO FAILED at step {number} ({title}): {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        print(f"\nDEMO FAILED at step {number} ({title}): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            heading(len(steps) + 1, "Stop the server")
+            server.stop()
+            print("server stopped")
+    print(
+        f"\nDemo finished in {time.monotonic() - started:.0f} s. Browse the runs with:\n"
+        f"  mlflow server --app-name green-gate --backend-store-uri {state['uri']} --port 5000\n"
+        "then open http://127.0.0.1:5000 (and /green for the carbon page)."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

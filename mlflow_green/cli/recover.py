@@ -1,0 +1,48 @@
+"""``mlflow-green recover``: send journaled epochs that never reached MLflow (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlflow_green.cli._common import add_json_flag, emit
+
+
+def add_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", dest="run_id", help="recover this run only (default: every journal)")
+    parser.add_argument(
+        "--tracking-uri",
+        dest="tracking_uri",
+        help="send to this tracking server instead of the one recorded in the journal",
+    )
+    parser.add_argument(
+        "--journal-dir",
+        dest="journal_dir",
+        help="journal directory (default: MLFLOW_GREEN_JOURNAL_DIR or the user cache)",
+    )
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlflow_green.tracking.recover import recover
+
+    journal_dir = Path(args.journal_dir).expanduser() if args.journal_dir else None
+    results = recover(args.run_id, tracking_uri=args.tracking_uri, journal_dir=journal_dir)
+    lines: list[str] = []
+    for r in results:
+        if r.error:
+            lines.append(f"{r.run_id}: not recovered: {r.error}")
+            continue
+        what = (
+            f"sent {len(r.sent_steps)} epoch(s) ({r.metrics_sent} metrics)"
+            if r.sent_steps
+            else "nothing missing"
+        )
+        extra = ", report uploaded" if r.report_uploaded else ""
+        lines.append(
+            f"{r.run_id}: {what}; {len(r.already_logged_steps)} already in MLflow{extra}"
+        )
+    if not results:
+        lines.append("no journals to recover")
+    emit(args, {"runs": [r.to_dict() for r in results]}, "\n".join(lines))
+    return 2 if any(r.error for r in results) else 0

@@ -1,0 +1,480 @@
+"""The measured footprint of a model version: its source run's final ``green/`` totals (plus lineage).
+
+The same code runs in the client (``MlflowClient``) and inside the gated server (the server's own
+stores); :class:`Backend` hides the difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mlflow_green.tracking import schema
+
+__all__ = [
+    "Backend",
+    "ClientBackend",
+    "Footprint",
+    "RunFootprint",
+    "StoreBackend",
+    "footprint_of_source",
+    "model_version_footprint",
+    "resolve_source_run",
+]
+
+PARENT_RUN_TAG = "mlflow.parentRunId"
+_MAX_COPY_DEPTH = 16
+_SEARCH_PAGE = 1000
+
+
+class Backend(Protocol):
+    """What the footprint and the gate read and write; the client and the server stores differ."""
+
+    def get_run(self, run_id: str) -> Any: ...
+    def metric_history(self, run_id: str, key: str) -> list[float]: ...
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]: ...
+    def get_logged_model(self, model_id: str) -> Any: ...
+    def get_model_version(self, name: str, version: str) -> Any: ...
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any: ...
+    def get_registered_model(self, name: str) -> Any: ...
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
+
+
+def _all_child_runs(search: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    runs: list[Any] = []
+    token = None
+    # Deleted runs consumed energy too: a sweep's cost does not vanish when a trial is deleted.
+    flt = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
+    while True:
+        page = search([experiment_id], flt, ViewType.ALL, _SEARCH_PAGE, None, token)
+        runs.extend(page)
+        token = getattr(page, "token", None)
+        if not token:
+            return runs
+
+
+class StoreBackend:
+    """Reads through the tracking server's own stores (no HTTP to itself)."""
+
+    def __init__(self, tracking_store: Any, registry_store: Any) -> None:
+        self.tracking_store = tracking_store
+        self.registry_store = registry_store
+
+    def get_run(self, run_id: str) -> Any:
+        return self.tracking_store.get_run(run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[float]:
+        return [m.value for m in self.tracking_store.get_metric_history(run_id, key)]
+
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
+        return _all_child_runs(self.tracking_store.search_runs, experiment_id, parent_run_id)
+
+    def get_logged_model(self, model_id: str) -> Any:
+        return self.tracking_store.get_logged_model(model_id)
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        return self.registry_store.get_model_version(name, version)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        return self.registry_store.get_model_version_by_alias(name, alias)
+
+    def get_registered_model(self, name: str) -> Any:
+        return self.registry_store.get_registered_model(name)
+
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities.model_registry import ModelVersionTag
+
+        for key, value in tags.items():
+            self.registry_store.set_model_version_tag(name, version, ModelVersionTag(key, value))
+
+
+class ClientBackend:
+    """Reads through an ``MlflowClient`` (a script, CI, or a test)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get_run(self, run_id: str) -> Any:
+        return self.client.get_run(run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[float]:
+        return [m.value for m in self.client.get_metric_history(run_id, key)]
+
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
+        c = self.client
+
+        def search(ids: Any, flt: str, view: Any, n: int, order: Any, token: Any) -> Any:
+            return c.search_runs(ids, flt, view, n, order, token)
+
+        return _all_child_runs(search, experiment_id, parent_run_id)
+
+    def get_logged_model(self, model_id: str) -> Any:
+        return self.client.get_logged_model(model_id)
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        return self.client.get_model_version(name, version)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        return self.client.get_model_version_by_alias(name, alias)
+
+    def get_registered_model(self, name: str) -> Any:
+        return self.client.get_registered_model(name)
+
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+
+@dataclass(frozen=True)
+class RunFootprint:
+    """The final cumulative ``green/`` figures of one run (None where the run logged none)."""
+
+    run_id: str
+    role: str  # "source", "parent", "child", "sibling" or "lineage"
+    total_co2eq_kg: float | None
+    co2eq_kg: float | None
+    energy_kwh: float | None
+    embodied_kg: float | None
+    accuracy_per_kg: float | None
+    status: str | None
+    methods: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> bool:
+        return self.total_co2eq_kg is not None or self.energy_kwh is not None
+
+    @property
+    def simulated(self) -> bool:
+        return any(m == "simulated" for m in self.methods.values())
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.status) and str(self.status).startswith("degraded")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """A model version's footprint, summed over its runs without double counting."""
+
+    runs: tuple[RunFootprint, ...]
+    source_run_id: str | None
+    copied_from: tuple[str, ...] = ()  # "name/version" chain of copy_model_version sources
+    missing: tuple[str, ...] = ()  # sentences: evidence that should be there and is not
+    notes: tuple[str, ...] = ()  # sentences worth reporting that decide nothing
+
+    def _sum(self, attr: str) -> float | None:
+        values = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
+        return math.fsum(values) if values else None
+
+    @property
+    def total_co2eq_kg(self) -> float | None:
+        return self._sum("total_co2eq_kg")
+
+    @property
+    def co2eq_kg(self) -> float | None:
+        return self._sum("co2eq_kg")
+
+    @property
+    def energy_kwh(self) -> float | None:
+        return self._sum("energy_kwh")
+
+    @property
+    def embodied_kg(self) -> float | None:
+        return self._sum("embodied_kg")
+
+    @property
+    def accuracy_per_kg(self) -> float | None:
+        """The source run's accuracy divided by the whole footprint (lineage included)."""
+        source = next((r for r in self.runs if r.role == "source"), None)
+        if source is None or source.accuracy_per_kg is None:
+            return None
+        total = self.total_co2eq_kg
+        if source.total_co2eq_kg is None or not total:
+            return source.accuracy_per_kg
+        accuracy = source.accuracy_per_kg * source.total_co2eq_kg
+        return accuracy / total
+
+    @property
+    def measured(self) -> bool:
+        return any(r.measured for r in self.runs)
+
+    @property
+    def simulated_runs(self) -> tuple[str, ...]:
+        return tuple(r.run_id for r in self.runs if r.simulated)
+
+    @property
+    def degraded_runs(self) -> tuple[RunFootprint, ...]:
+        return tuple(r for r in self.runs if r.degraded)
+
+    def figure(self, budget_key: str) -> float | None:
+        """The figure a budget key is compared with."""
+        return {
+            schema.BUDGET_TOTAL_CO2EQ_KG: self.total_co2eq_kg,
+            schema.BUDGET_CO2EQ_KG: self.co2eq_kg,
+            schema.BUDGET_ENERGY_KWH: self.energy_kwh,
+            schema.BUDGET_MIN_ACCURACY_PER_KG: self.accuracy_per_kg,
+        }[budget_key]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_run_id": self.source_run_id,
+            "copied_from": list(self.copied_from),
+            "total_co2eq_kg": self.total_co2eq_kg,
+            "co2eq_kg": self.co2eq_kg,
+            "energy_kwh": self.energy_kwh,
+            "embodied_kg": self.embodied_kg,
+            "accuracy_per_kg": self.accuracy_per_kg,
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "role": r.role,
+                    "total_co2eq_kg": r.total_co2eq_kg,
+                    "co2eq_kg": r.co2eq_kg,
+                    "energy_kwh": r.energy_kwh,
+                    "embodied_kg": r.embodied_kg,
+                    "accuracy_per_kg": r.accuracy_per_kg,
+                    "status": r.status,
+                    "methods": dict(r.methods),
+                }
+                for r in self.runs
+            ],
+            "missing": list(self.missing),
+            "notes": list(self.notes),
+        }
+
+
+def _metric(metrics: Mapping[str, float], key: str) -> float | None:
+    value = metrics.get(key)
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# Cumulative metrics never decrease, so their maximum over the history is the run's total. Reading
+# the maximum (not the latest value) means logging a small value at a later step cannot shrink a
+# run's footprint after the fact.
+_CUMULATIVE = (schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_CO2EQ_KG, schema.CUM_ENERGY_KWH, schema.CUM_EMBODIED_KG)
+
+
+def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFootprint:
+    metrics = dict(run.data.metrics)
+    if backend is not None:
+        for key in _CUMULATIVE:
+            if key in metrics:
+                values = [v for v in backend.metric_history(run.info.run_id, key) if math.isfinite(v)]
+                if values:
+                    metrics[key] = max(values)
+    tags = run.data.tags
+    methods = {
+        component: tags[tag]
+        for component, tag in (
+            ("gpu", schema.TAG_METHOD_GPU),
+            ("cpu", schema.TAG_METHOD_CPU),
+            ("ram", schema.TAG_METHOD_RAM),
+        )
+        if tag in tags
+    }
+    return RunFootprint(
+        run_id=run.info.run_id,
+        role=role,
+        total_co2eq_kg=_metric(metrics, schema.CUM_TOTAL_CO2EQ_KG),
+        co2eq_kg=_metric(metrics, schema.CUM_CO2EQ_KG),
+        energy_kwh=_metric(metrics, schema.CUM_ENERGY_KWH),
+        embodied_kg=_metric(metrics, schema.CUM_EMBODIED_KG),
+        accuracy_per_kg=_metric(metrics, schema.ACCURACY_PER_KG),
+        status=tags.get(schema.TAG_STATUS),
+        methods=methods,
+    )
+
+
+def _not_found(exc: BaseException) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+def _run_id_from_runs_uri(source: str) -> str | None:
+    if source.startswith("runs:/"):
+        run_id = source[len("runs:/") :].split("/", 1)[0]
+        return run_id or None
+    return None
+
+
+def resolve_source_run(
+    backend: Backend, source: str | None, run_id: str | None
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``(run_id, copy chain, notes)`` for a version's ``source``/``run_id`` pair.
+
+    ``models:/name/version`` (copy_model_version) follows the source version; ``models:/m-<id>``
+    (an MLflow 3 logged model) uses the logged model's ``source_run_id``; ``runs:/<id>/...`` its
+    run. The source decides over a ``run_id`` given alongside it: a client can send any run_id.
+    """
+    chain: list[str] = []
+    notes: list[str] = []
+    seen: set[str] = set()
+    for _ in range(_MAX_COPY_DEPTH):
+        source = source or ""
+        if source.startswith("models:/"):
+            target = source[len("models:/") :].strip("/")
+            if "/" in target or "@" in target:
+                if "@" in target and "/" not in target:
+                    name, alias = target.split("@", 1)
+                    mv = backend.get_model_version_by_alias(name, alias)
+                else:
+                    name, version = target.rsplit("/", 1)
+                    mv = backend.get_model_version(name, version)
+                ref = f"{mv.name}/{mv.version}"
+                if ref in seen:
+                    notes.append(f"copy chain loops at models:/{ref}")
+                    return None, tuple(chain), tuple(notes)
+                seen.add(ref)
+                chain.append(ref)
+                source, run_id = mv.source, mv.run_id
+                continue
+            if target:
+                logged = backend.get_logged_model(target)
+                logged_run = getattr(logged, "source_run_id", None)
+                if logged_run:
+                    if run_id and run_id != logged_run:
+                        notes.append(
+                            f"run_id {run_id} differs from logged model {target}'s source run "
+                            f"{logged_run}; the logged model's run is used"
+                        )
+                    return logged_run, tuple(chain), tuple(notes)
+            return run_id or None, tuple(chain), tuple(notes)
+        from_uri = _run_id_from_runs_uri(source)
+        if from_uri:
+            return from_uri, tuple(chain), tuple(notes)
+        return run_id or None, tuple(chain), tuple(notes)
+    notes.append(f"copy chain longer than {_MAX_COPY_DEPTH} versions")
+    return None, tuple(chain), tuple(notes)
+
+
+def _lineage_ids(tags: Mapping[str, str]) -> list[str]:
+    raw = tags.get(schema.TAG_LINEAGE, "")
+    return [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
+
+
+def footprint_of_run(
+    backend: Backend,
+    run_id: str | None,
+    *,
+    include_lineage: bool = False,
+    extra_lineage: Iterable[str] = (),
+    copied_from: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (),
+) -> Footprint:
+    """The footprint of ``run_id`` (and, with ``include_lineage``, of the runs around it)."""
+    missing: list[str] = []
+    note_list = list(notes)
+    if not run_id:
+        missing.append("the model version names no source run, so its footprint is unknown")
+        return Footprint((), None, copied_from, tuple(missing), tuple(note_list))
+    try:
+        source = backend.get_run(run_id)
+    except Exception as exc:
+        if not _not_found(exc):
+            raise
+        missing.append(f"source run {run_id} does not exist, so the footprint is unknown")
+        return Footprint((), run_id, copied_from, tuple(missing), tuple(note_list))
+
+    runs: dict[str, RunFootprint] = {run_id: run_footprint(source, "source", backend)}
+    if not runs[run_id].measured:
+        missing.append(f"source run {run_id} has no green/ metrics (was mlflow_green.autolog() on?)")
+
+    if include_lineage:
+        experiment_id = source.info.experiment_id
+        parent_id = source.data.tags.get(PARENT_RUN_TAG)
+        if parent_id:
+            try:
+                parent = backend.get_run(parent_id)
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
+                missing.append(f"parent run {parent_id} does not exist")
+            else:
+                fp = run_footprint(parent, "parent", backend)
+                runs.setdefault(parent_id, fp)
+                if not fp.measured:
+                    # A sweep's parent is usually a container whose children did the work.
+                    note_list.append(f"parent run {parent_id} has no green/ metrics of its own")
+                for child in backend.child_runs(parent.info.experiment_id, parent_id):
+                    cid = child.info.run_id
+                    if cid in runs:
+                        continue
+                    runs[cid] = run_footprint(child, "sibling", backend)
+                    if not runs[cid].measured:
+                        missing.append(f"sibling run {cid} (same parent) has no green/ metrics")
+        for child in backend.child_runs(experiment_id, run_id):
+            cid = child.info.run_id
+            if cid in runs:
+                continue
+            runs[cid] = run_footprint(child, "child", backend)
+            if not runs[cid].measured:
+                missing.append(f"child run {cid} has no green/ metrics")
+        for lid in [*_lineage_ids(source.data.tags), *extra_lineage]:
+            if lid in runs:
+                continue
+            try:
+                lrun = backend.get_run(lid)
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
+                missing.append(f"{schema.TAG_LINEAGE} names run {lid}, which does not exist")
+                continue
+            runs[lid] = run_footprint(lrun, "lineage", backend)
+            if not runs[lid].measured:
+                missing.append(f"lineage run {lid} has no green/ metrics")
+    return Footprint(
+        tuple(runs.values()), run_id, copied_from, tuple(missing), tuple(note_list)
+    )
+
+
+def model_version_footprint(
+    backend: Backend,
+    name: str,
+    version: str,
+    *,
+    include_lineage: bool = False,
+    model_version: Any = None,
+) -> Footprint:
+    """The footprint of registered model ``name`` version ``version``."""
+    mv = model_version if model_version is not None else backend.get_model_version(name, str(version))
+    return footprint_of_source(
+        backend,
+        mv.source,
+        mv.run_id,
+        include_lineage=include_lineage,
+        version_tags=mv.tags,
+        model_id=getattr(mv, "model_id", None),
+    )
+
+
+def footprint_of_source(
+    backend: Backend,
+    source: str | None,
+    run_id: str | None,
+    *,
+    include_lineage: bool = False,
+    version_tags: Mapping[str, str] | None = None,
+    model_id: str | None = None,
+) -> Footprint:
+    """The footprint of a version-to-be with this ``source``/``run_id`` (used to gate copies)."""
+    src = (source or "").strip()
+    if model_id and not src.lower().startswith(("models:/", "runs:/")):
+        # A version registered from an artifact location plus its MLflow 3 logged model id.
+        source = f"models:/{model_id}"
+    resolved, chain, notes = resolve_source_run(backend, source, run_id)
+    extra = _lineage_ids(version_tags or {}) if include_lineage else []
+    return footprint_of_run(
+        backend,
+        resolved,
+        include_lineage=include_lineage,
+        extra_lineage=extra,
+        copied_from=chain,
+        notes=notes,
+    )

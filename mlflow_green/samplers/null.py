@@ -1,0 +1,41 @@
+"""The null sampler: a component this machine cannot measure (method ``none``, no devices)."""
+
+from __future__ import annotations
+
+from mlflow_green.samplers._base import METHOD_NONE, Component, DeviceInfo
+
+__all__ = ["NullSampler"]
+
+
+class NullSampler:
+    """Measures nothing; ``reason`` says why the component is not measured."""
+
+    def __init__(self, component: Component, reason: str = "") -> None:
+        self.component: Component = component
+        self.reason = reason
+        self.description = f"not measured: {reason}" if reason else "not measured"
+
+    @property
+    def method(self) -> str:
+        return METHOD_NONE
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return ()
+
+    @property
+    def needs_polling(self) -> bool:
+        return False
+
+    @property
+    def update_period_s(self) -> float:
+        return 0.0
+
+    def read_energy_j(self) -> tuple[float, ...]:
+        return ()
+
+    def read_power_w(self) -> tuple[float, ...]:
+        return ()
+
+    def close(self) -> None:
+        return None

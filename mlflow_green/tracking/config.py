@@ -1,0 +1,155 @@
+"""The options of ``autolog``, ``epochs`` and ``GreenTracker``, validated once, eagerly."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from mlflow_green._settings import parse_float
+from mlflow_green.errors import ConfigError
+
+__all__ = ["DEFAULT_ACCURACY_METRICS", "GreenConfig"]
+
+# Looked up in this order when ``accuracy_metric`` is not given.
+DEFAULT_ACCURACY_METRICS: tuple[str, ...] = (
+    "eval_accuracy",
+    "val_accuracy",
+    "val_acc",
+    "accuracy",
+    "eval_acc",
+    "val_acc_epoch",
+    "val/accuracy",
+    "val/acc",
+    "acc",
+)
+
+_SAMPLER_SPEC = re.compile(r"^(auto|none|simulated:.+|replay:.+|[a-z][a-z0-9_+,-]*)$")
+OnBudget = Literal["warn", "stop"]
+
+
+@dataclass(frozen=True)
+class GreenConfig:
+    """Every option of autolog; ``None`` means "from the environment, else the default"."""
+
+    silent: bool = False
+    sampler: str | None = None
+    country: str | None = None
+    region: str | None = None
+    cloud_provider: str | None = None
+    cloud_region: str | None = None
+    intensity: float | None = None
+    pue: float | str | None = None
+    embodied_profile: str | None = None
+    device_embodied_kg: float | None = None
+    node_embodied_kg: float | None = None
+    devices_per_node: int | None = None
+    lifetime_years: float | None = None
+    accuracy_metric: str | tuple[str, ...] | None = None
+    budget_kg: float | None = None
+    on_budget: OnBudget = "warn"
+    log_every_n_epochs: int = 1
+    report: bool = True
+    poll_interval_s: float = 0.1
+
+    @classmethod
+    def create(cls, **options: Any) -> GreenConfig:
+        """Build and validate; unknown names and bad values raise ConfigError."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)}; valid options: {', '.join(sorted(names))}"
+            )
+        return cls(**options).validated()
+
+    def with_options(self, **options: Any) -> GreenConfig:
+        """A copy with some options replaced (``None`` values keep the current ones)."""
+        given = {k: v for k, v in options.items() if v is not None}
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}")
+        return replace(self, **given).validated()
+
+    def validated(self) -> GreenConfig:
+        changes: dict[str, Any] = {}
+        if self.on_budget not in ("warn", "stop"):
+            raise ConfigError(f"on_budget={self.on_budget!r}: use 'warn' or 'stop'")
+        if self.budget_kg is not None:
+            budget = parse_float(self.budget_kg, "budget_kg")
+            if budget <= 0:
+                raise ConfigError(f"budget_kg={self.budget_kg!r} must be greater than 0 (kg CO2eq)")
+            changes["budget_kg"] = budget
+        if isinstance(self.log_every_n_epochs, bool) or not isinstance(self.log_every_n_epochs, int):
+            raise ConfigError(
+                f"log_every_n_epochs={self.log_every_n_epochs!r} must be a whole number of epochs >= 1"
+            )
+        if self.log_every_n_epochs < 1:
+            raise ConfigError(f"log_every_n_epochs={self.log_every_n_epochs} must be at least 1")
+        if self.intensity is not None:
+            changes["intensity"] = parse_float(self.intensity, "intensity", minimum=0)
+        for name in ("device_embodied_kg", "node_embodied_kg", "lifetime_years"):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = parse_float(value, name, minimum=0)
+        if self.lifetime_years is not None and changes["lifetime_years"] == 0:
+            raise ConfigError("lifetime_years must be greater than 0")
+        if self.devices_per_node is not None:
+            dpn = parse_float(self.devices_per_node, "devices_per_node", minimum=1)
+            if dpn != int(dpn):
+                raise ConfigError(f"devices_per_node={self.devices_per_node!r} must be a whole number")
+            changes["devices_per_node"] = int(dpn)
+        if self.sampler is not None:
+            spec = str(self.sampler).strip()
+            if not spec or not _SAMPLER_SPEC.match(spec):
+                raise ConfigError(
+                    f"sampler={self.sampler!r}: use 'auto', 'none', 'simulated:<watts>[x<devices>]' "
+                    "or 'replay:<path>'"
+                )
+            changes["sampler"] = spec
+        if self.accuracy_metric is not None:
+            metric = self.accuracy_metric
+            if isinstance(metric, str):
+                names: tuple[str, ...] = (metric,)
+            elif isinstance(metric, Sequence):
+                names = tuple(str(m) for m in metric)
+            else:
+                raise ConfigError(f"accuracy_metric={metric!r} must be a metric name or a list of them")
+            if not names or not all(n.strip() for n in names):
+                raise ConfigError("accuracy_metric must name at least one metric")
+            changes["accuracy_metric"] = names[0] if len(names) == 1 else names
+        interval = parse_float(self.poll_interval_s, "poll_interval_s")
+        if interval <= 0:
+            raise ConfigError("poll_interval_s must be greater than 0")
+        return replace(self, **changes) if changes else self
+
+    @property
+    def accuracy_metrics(self) -> tuple[str, ...]:
+        """The metric names read as accuracy, in order of preference."""
+        if self.accuracy_metric is None:
+            return DEFAULT_ACCURACY_METRICS
+        if isinstance(self.accuracy_metric, str):
+            return (self.accuracy_metric,)
+        return tuple(self.accuracy_metric)
+
+    def pick_accuracy(self, metrics: dict[str, Any] | None) -> tuple[str, float] | None:
+        """The first accuracy metric present in ``metrics`` as (name, value)."""
+        if not metrics:
+            return None
+        for name in self.accuracy_metrics:
+            if name in metrics:
+                value = _as_float(metrics[name])
+                if value is not None:
+                    return name, value
+        return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        if hasattr(value, "item"):  # a 0-d tensor or numpy scalar
+            value = value.item()
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,117 @@
+"""Hugging Face ``transformers.Trainer`` adapter: a thin ``TrainerCallback``.
+
+Epoch windows follow the callback events. With ``eval_strategy="epoch"`` the Trainer
+evaluates *after* ``on_epoch_end``, so the epoch is closed when its evaluation arrives (its
+energy and its accuracy belong to that epoch), or at the next ``on_epoch_begin`` /
+``on_train_end`` if no evaluation comes. When Hugging Face's ``MLflowCallback`` is active it
+opens the run in its ``on_train_begin``, which runs before ours: the green metrics go into
+that run, and ending it stays its job.
+
+Normally added by :func:`mlflow_green.autolog`; it can also be passed explicitly with
+``Trainer(callbacks=[GreenHFCallback()])``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from transformers import TrainerCallback
+
+from mlflow_green.tracking.config import GreenConfig
+from mlflow_green.tracking.tracker import GreenTracker
+
+__all__ = ["GreenHFCallback"]
+
+
+def _strategy(value: Any) -> str:
+    return str(getattr(value, "value", value) or "no").lower()
+
+
+class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
+    """Measures each epoch of a ``transformers.Trainer`` run and logs the green metrics."""
+
+    def __init__(self, config: GreenConfig | None = None, **options: Any) -> None:
+        if config is None:
+            from mlflow_green.tracking.autolog import current_config
+
+            config = current_config()
+        self.config = config.with_options(**options) if options else config
+        self.tracker: GreenTracker | None = None
+        self._pending = False
+        self._expect_eval = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        total = getattr(state, "num_train_epochs", None) or getattr(args, "num_train_epochs", 0)
+        total_epochs = math.ceil(total) if total and total > 0 else None
+        self.tracker = GreenTracker(
+            total_epochs=total_epochs,
+            config=self.config,
+            run_name=getattr(args, "run_name", None),
+            read_run_accuracy=False,
+            auto_begin=False,
+        )
+        self.tracker.start()
+        self._pending = False
+        self._expect_eval = _strategy(getattr(args, "eval_strategy", "no")) == "epoch"
+        return control
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.tracker is None:
+            return control
+        if self._pending:
+            self._finalize(control)
+        self.tracker.begin_epoch()
+        return control
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.tracker is None:
+            return control
+        if self._expect_eval:
+            self._pending = True  # the evaluation of this epoch follows
+        else:
+            self._finalize(control)
+        return control
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        self._take_accuracy(metrics)
+        if self.tracker is not None and self._pending:
+            self._finalize(control)
+        return control
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        self._take_accuracy(logs)
+        return control
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.tracker is None:
+            return control
+        if self._pending:
+            self._finalize(control)
+        tracker, self.tracker = self.tracker, None
+        tracker.close()
+        return control
+
+    def abort(self) -> None:
+        """Training raised: account the epoch in progress and finish the report."""
+        if self.tracker is not None:
+            tracker, self.tracker = self.tracker, None
+            tracker.close(status="FAILED", record_partial=True)
+
+    def _take_accuracy(self, metrics: dict[str, Any] | None) -> None:
+        if self.tracker is None:
+            return
+        picked = self.config.pick_accuracy(metrics)
+        if picked is not None:
+            self.tracker.log_accuracy(picked[1], name=picked[0])
+
+    def _finalize(self, control: Any) -> None:
+        assert self.tracker is not None
+        self._pending = False
+        self.tracker.epoch_end()
+        if self.tracker.should_stop:
+            control.should_training_stop = True

@@ -1,0 +1,180 @@
+"""The crash-safe journal: every epoch's record on local disk before it goes to MLflow.
+
+One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event:
+
+- ``{"kind": "run", ...}`` — the run id, tracking URI and experiment, written first;
+- ``{"kind": "epoch", "step": i, "timestamp_ms": t, "metrics": {...}}`` — one epoch's batch;
+- ``{"kind": "ack", "steps": [...]}`` — steps MLflow acknowledged;
+- ``{"kind": "tags", "tags": {...}}`` — provenance tags (the latest value of a key wins);
+- ``{"kind": "end", "status": ..., "report": {...}}`` — the run finished; its report.
+
+Every append is flushed and fsynced, so a killed process loses at most the epoch in
+progress. A torn last line (killed mid-write) is skipped on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow_green import _settings
+
+__all__ = ["Journal", "JournalState", "journal_path", "list_journals", "read_journal"]
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def journal_path(run_id: str, directory: Path | None = None) -> Path:
+    """Where the journal of ``run_id`` lives."""
+    if not _SAFE_ID.match(run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
+    return (directory or _settings.journal_dir()) / f"{run_id}.jsonl"
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no NaN/inf; MLflow accepts them, so they are journaled as null and restored.
+    return value if math.isfinite(value) else None
+
+
+class Journal:
+    """Append-only JSONL journal of one run; safe to call from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    @classmethod
+    def open(
+        cls,
+        run_id: str,
+        *,
+        tracking_uri: str,
+        experiment_id: str | None = None,
+        directory: Path | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Journal:
+        """Open (or continue) the journal of a run and write its header line."""
+        journal = cls(journal_path(run_id, directory))
+        from mlflow_green import __version__
+
+        journal._append(
+            {
+                "kind": "run",
+                "run_id": run_id,
+                "tracking_uri": tracking_uri,
+                "experiment_id": experiment_id,
+                "version": __version__,
+                "created_unix_s": time.time(),
+                **(extra or {}),
+            }
+        )
+        return journal
+
+    def _append(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            if self._file.closed:
+                raise ValueError(f"journal {self.path} is closed")
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def epoch(self, step: int, metrics: dict[str, float], timestamp_ms: int) -> None:
+        self._append(
+            {
+                "kind": "epoch",
+                "step": int(step),
+                "timestamp_ms": int(timestamp_ms),
+                "metrics": {k: _finite(float(v)) for k, v in metrics.items()},
+            }
+        )
+
+    def ack(self, steps: list[int]) -> None:
+        if steps:
+            self._append({"kind": "ack", "steps": sorted(int(s) for s in steps)})
+
+    def tags(self, tags: dict[str, str]) -> None:
+        if tags:
+            self._append({"kind": "tags", "tags": {k: str(v) for k, v in tags.items()}})
+
+    def end(self, status: str, report: dict[str, Any] | None = None) -> None:
+        self._append({"kind": "end", "status": status, "report": report})
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+
+
+@dataclass
+class JournalState:
+    """What a journal says about its run."""
+
+    path: Path
+    run_id: str | None = None
+    tracking_uri: str | None = None
+    experiment_id: str | None = None
+    epochs: dict[int, tuple[int, dict[str, float]]] = field(default_factory=dict)
+    acked: set[int] = field(default_factory=set)
+    tags: dict[str, str] = field(default_factory=dict)
+    ended: bool = False
+    status: str | None = None
+    report: dict[str, Any] | None = None
+    skipped_lines: int = 0
+
+    @property
+    def pending_steps(self) -> list[int]:
+        """Journaled steps MLflow never acknowledged."""
+        return sorted(set(self.epochs) - self.acked)
+
+
+def read_journal(path: Path) -> JournalState:
+    """Parse a journal, tolerating a torn last line."""
+    state = JournalState(path=path)
+    with open(path, encoding="utf-8") as fh:
+        for raw in fh:
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                event = json.loads(raw)
+            except json.JSONDecodeError:
+                state.skipped_lines += 1
+                continue
+            kind = event.get("kind")
+            if kind == "run":
+                state.run_id = event.get("run_id") or state.run_id
+                state.tracking_uri = event.get("tracking_uri") or state.tracking_uri
+                state.experiment_id = event.get("experiment_id") or state.experiment_id
+            elif kind == "epoch":
+                metrics = {
+                    k: (float("nan") if v is None else float(v))
+                    for k, v in event.get("metrics", {}).items()
+                }
+                state.epochs[int(event["step"])] = (int(event["timestamp_ms"]), metrics)
+            elif kind == "ack":
+                state.acked.update(int(s) for s in event.get("steps", ()))
+            elif kind == "tags":
+                state.tags.update(event.get("tags", {}))
+            elif kind == "end":
+                state.ended = True
+                state.status = event.get("status")
+                state.report = event.get("report")
+    return state
+
+
+def list_journals(directory: Path | None = None) -> list[Path]:
+    """Every journal file in the journal directory, oldest first."""
+    root = directory or _settings.journal_dir()
+    if not root.is_dir():
+        return []
+    return sorted(root.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import mlflow_green.accounting as accounting
+
+
+def test_all_is_sorted_and_complete() -> None:
+    assert accounting.__all__ == sorted(accounting.__all__)
+    public = {name for name in vars(accounting) if not name.startswith("_")}
+    modules = {"electricitymaps", "embodied", "footprint", "intensity", "location", "projection", "pue", "annotations"}
+    assert set(accounting.__all__) == public - modules
+
+
+def test_docstring_names_every_function() -> None:
+    doc = accounting.__doc__ or ""
+    for name in accounting.__all__:
+        obj = getattr(accounting, name)
+        if callable(obj) and not isinstance(obj, type):
+            assert f"{name}(" in doc, name

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlflow_green.registry.footprint import ClientBackend, model_version_footprint
+from mlflow_green.tracking import schema
+from tests.registry._helpers import log_green_run, register, unique
+
+
+def footprint(client: Any, name: str, version: str, lineage: bool = False) -> Any:
+    return model_version_footprint(ClientBackend(client), name, version, include_lineage=lineage)
+
+
+def test_final_cumulative_metrics_of_the_source_run(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, 4.0, energy_kwh=10.0, co2eq_kg=3.0, accuracy=0.8, steps=4)
+    name = unique("m")
+    v = register(client, name, rid)
+    f = footprint(client, name, v)
+    assert f.source_run_id == rid
+    assert f.total_co2eq_kg == pytest.approx(4.0)
+    assert f.co2eq_kg == pytest.approx(3.0)
+    assert f.energy_kwh == pytest.approx(10.0)
+    assert f.embodied_kg == pytest.approx(1.0)
+    assert f.accuracy_per_kg == pytest.approx(0.2)
+    assert f.missing == ()
+
+
+def test_a_later_smaller_value_cannot_shrink_the_total(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, 4.0)
+    client.log_metric(rid, schema.CUM_TOTAL_CO2EQ_KG, 0.001, step=99)
+    name = unique("m")
+    f = footprint(client, name, register(client, name, rid))
+    assert f.total_co2eq_kg == pytest.approx(4.0)
+
+
+def test_run_without_green_metrics_is_missing_evidence(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, None)
+    name = unique("m")
+    f = footprint(client, name, register(client, name, rid))
+    assert not f.measured
+    assert f.total_co2eq_kg is None
+    assert "has no green/ metrics" in f.missing[0]
+
+
+def test_lineage_parent_siblings_children_and_tag_without_double_counting(
+    client: Any, experiment_id: str
+) -> None:
+    parent = log_green_run(client, experiment_id, None)  # a sweep's container run
+    trial_a = log_green_run(client, experiment_id, 1.0, parent_run_id=parent)
+    extra = log_green_run(client, experiment_id, 0.5)  # e.g. data preparation
+    child_of_best = log_green_run(client, experiment_id, 0.25)
+    best = log_green_run(
+        client, experiment_id, 2.0, parent_run_id=parent,
+        # trial_a listed again: counted once
+        tags={schema.TAG_LINEAGE: f"{extra}, {trial_a}"},
+    )
+    client.set_tag(child_of_best, "mlflow.parentRunId", best)
+    name = unique("m")
+    v = register(client, name, best)
+
+    alone = footprint(client, name, v)
+    assert alone.total_co2eq_kg == pytest.approx(2.0)
+
+    full = footprint(client, name, v, lineage=True)
+    roles = {r.run_id: r.role for r in full.runs}
+    assert roles == {best: "source", parent: "parent", trial_a: "sibling", child_of_best: "child", extra: "lineage"}
+    assert full.total_co2eq_kg == pytest.approx(2.0 + 1.0 + 0.5 + 0.25)
+    assert full.missing == ()  # the container parent is a note, not missing evidence
+    assert any(parent in n for n in full.notes)
+
+
+def test_lineage_tag_naming_a_missing_run_is_missing_evidence(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, 1.0, tags={schema.TAG_LINEAGE: "0" * 32})
+    name = unique("m")
+    f = footprint(client, name, register(client, name, rid), lineage=True)
+    assert any("does not exist" in m for m in f.missing)
+
+
+def test_copy_model_version_carries_the_source_footprint(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, 3.0)
+    dev = unique("dev")
+    v = register(client, dev, rid)
+    prod = unique("prod")
+    client.create_registered_model(prod)
+    copy = client.copy_model_version(f"models:/{dev}/{v}", prod)
+    assert copy.source.startswith("models:/")
+    f = footprint(client, prod, str(copy.version))
+    assert f.copied_from == (f"{dev}/{v}",)
+    assert f.source_run_id == rid
+    assert f.total_co2eq_kg == pytest.approx(3.0)
+
+
+def test_mlflow3_logged_model_source_resolves_its_run(client: Any, experiment_id: str) -> None:
+    rid = log_green_run(client, experiment_id, 6.0)
+    cheap = log_green_run(client, experiment_id, 0.1)
+    logged = client.create_logged_model(experiment_id, source_run_id=rid)
+    name = unique("m")
+    client.create_registered_model(name)
+    # A client may send any run_id next to the source: the logged model's own run decides.
+    mv = client.create_model_version(name, f"models:/{logged.model_id}", run_id=cheap)
+    f = footprint(client, name, str(mv.version))
+    assert f.source_run_id == rid
+    assert f.total_co2eq_kg == pytest.approx(6.0)

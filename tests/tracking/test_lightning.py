@@ -1,0 +1,130 @@
+"""A real Lightning Trainer with autolog on."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlflow_green.tracking import schema
+from tests.tracking._checks import assert_cumulative, assert_every_epoch, assert_simulated_power, history
+
+pytest.importorskip("lightning")
+
+EPOCHS = 3
+
+
+def make_module() -> Any:
+    import torch
+    from lightning.pytorch import LightningModule
+
+    class Tiny(LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 2)
+
+        def training_step(self, batch: Any, _: int) -> Any:
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.layer(x), y)
+
+        def validation_step(self, batch: Any, _: int) -> None:
+            x, y = batch
+            acc = (self.layer(x).argmax(-1) == y).float().mean()
+            self.log("val_acc", acc, on_epoch=True)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return Tiny()
+
+
+def loaders() -> tuple[Any, Any]:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 4, generator=gen)
+    y = (x[:, 0] > 0).long()
+    data = TensorDataset(x, y)
+    return DataLoader(data, batch_size=8), DataLoader(data, batch_size=16)
+
+
+def make_trainer(tmp_path: Path, **kwargs: Any) -> Any:
+    from lightning.pytorch import Trainer
+
+    kwargs.setdefault("logger", False)
+    return Trainer(
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        devices=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=str(tmp_path),
+        **kwargs,
+    )
+
+
+def test_fit_logs_every_epoch(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
+    import mlflow
+
+    import mlflow_green
+
+    mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True)
+    train, val = loaders()
+    trainer = make_trainer(tmp_path)
+    trainer.fit(make_module(), train, val)
+
+    client = mlflow.MlflowClient()
+    runs = client.search_runs(["0"])
+    assert len(runs) == 1
+    run_id = runs[0].info.run_id
+    assert_every_epoch(client, run_id, EPOCHS)
+    assert_simulated_power(client, run_id, 300)
+    assert_cumulative(client, run_id)
+    per_kg = history(client, run_id, schema.ACCURACY_PER_KG)
+    cum = dict(history(client, run_id, schema.CUM_TOTAL_CO2EQ_KG))
+    assert [s for s, _ in per_kg] == list(range(EPOCHS))
+    final_acc = float(trainer.callback_metrics["val_acc"])
+    assert math.isclose(per_kg[-1][1], final_acc / cum[EPOCHS - 1], rel_tol=1e-6)
+    assert runs[0].data.tags[schema.TAG_ACCURACY_METRIC] == "val_acc"
+    assert not any(type(c).__name__ == "GreenLightningCallback" for c in trainer.callbacks)
+
+
+def test_mlflow_logger_run_is_shared(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
+    import mlflow
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    import mlflow_green
+
+    mlflow_green.autolog(sampler="simulated:300", silent=True, intensity=100)
+    logger = MLFlowLogger(experiment_name="lit", tracking_uri=mlflow_local)
+    train, val = loaders()
+    trainer = make_trainer(tmp_path, logger=logger)
+    trainer.fit(make_module(), train, val)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("lit")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].info.run_id == logger.run_id
+    assert_every_epoch(client, logger.run_id, EPOCHS)
+    assert "val_acc" in runs[0].data.metrics
+    assert len(client.search_runs(["0"])) == 0
+
+
+def test_budget_stop_sets_should_stop(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
+    import mlflow
+
+    import mlflow_green
+
+    mlflow_green.autolog(sampler="simulated:300", intensity=500, budget_kg=1e-12, on_budget="stop", silent=True)
+    train, val = loaders()
+    trainer = make_trainer(tmp_path)
+    trainer.fit(make_module(), train, val)
+    assert trainer.current_epoch == 1
+    client = mlflow.MlflowClient()
+    run = client.search_runs(["0"])[0]
+    assert [s for s, _ in history(client, run.info.run_id, schema.ENERGY_KWH)] == [0]
+    assert run.data.tags[schema.TAG_STOP_REASON].startswith("budget")

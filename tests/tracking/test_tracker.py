@@ -1,0 +1,189 @@
+"""The plain-PyTorch API: ``epochs(n)``, ``report_accuracy`` and ``GreenTracker``, on SQLite."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+import mlflow_green
+from mlflow_green.errors import ConfigError
+from mlflow_green.tracking import schema
+from mlflow_green.tracking.journal import journal_path, read_journal
+from tests.tracking._checks import assert_cumulative, assert_every_epoch, assert_simulated_power, history
+
+EPOCH_S = 0.05
+
+
+def test_epochs_iterator_logs_every_epoch(mlflow_local: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import mlflow
+
+    accuracies = [0.5, 0.6, 0.7]
+    seen = []
+    for epoch in mlflow_green.epochs(3, sampler="simulated:300", country="FRA"):
+        time.sleep(EPOCH_S)
+        mlflow_green.report_accuracy(accuracies[epoch])
+        seen.append(epoch)
+    assert seen == [0, 1, 2]
+
+    client = mlflow.MlflowClient()
+    run = mlflow.last_active_run()
+    assert run is not None and client.get_run(run.info.run_id).info.status == "FINISHED"
+    run_id = run.info.run_id
+    assert_every_epoch(client, run_id, 3)
+    assert_simulated_power(client, run_id, 300)
+    assert_cumulative(client, run_id)
+    per_kg = history(client, run_id, schema.ACCURACY_PER_KG)
+    cum = dict(history(client, run_id, schema.CUM_TOTAL_CO2EQ_KG))
+    for (step, value), acc in zip(per_kg, accuracies, strict=True):
+        assert math.isclose(value, acc / cum[step], rel_tol=1e-12)
+    # The projection after the last epoch is the total.
+    projected = history(client, run_id, schema.PROJECTED_TOTAL_CO2EQ_KG)
+    assert math.isclose(projected[-1][1], cum[2], rel_tol=1e-9)
+    tags = client.get_run(run_id).data.tags
+    expected = {
+        schema.TAG_METHOD_GPU: "simulated",
+        schema.TAG_GPU_COUNT: "1",
+        schema.TAG_LOCATION: "FRA",
+        schema.TAG_PUE: "1",
+        schema.TAG_STATUS: "ok",
+        schema.TAG_VERSION: mlflow_green.__version__,
+        schema.TAG_ACCURACY_METRIC: "reported",
+    }
+    assert {k: tags.get(k) for k in expected} == expected
+    for key in (schema.TAG_INTENSITY_SOURCE, schema.TAG_EMBODIED_PROFILE, schema.TAG_GPU_MODEL,
+                schema.TAG_METHOD_CPU, schema.TAG_METHOD_RAM):
+        assert tags.get(key)
+    report = json.loads(Path(client.download_artifacts(run_id, "green/report.json")).read_text())
+    assert [row["epoch"] for row in report["epochs"]] == [0, 1, 2]
+    assert math.isclose(report["totals"]["total_co2eq_kg"], cum[2], rel_tol=1e-9)
+    assert report["provenance"][schema.TAG_LOCATION] == "FRA"
+    page = Path(client.download_artifacts(run_id, "green/report.html")).read_text()
+    assert "<style>" in page and "<script" not in page and "http" not in page.split("</style>")[0]
+    out = capsys.readouterr().out
+    assert "km by car" in out and "kWh" in out
+    # The journal has every step, acknowledged.
+    state = read_journal(journal_path(run_id))
+    assert state.pending_steps == [] and sorted(state.epochs) == [0, 1, 2] and state.ended
+
+
+def test_accuracy_read_back_from_the_run(mlflow_local: str) -> None:
+    import mlflow
+
+    with mlflow.start_run() as run:
+        for epoch in mlflow_green.epochs(2, sampler="simulated:100", silent=True, intensity=300):
+            mlflow.log_metric("val_accuracy", 0.8 + epoch / 10, step=epoch)
+        assert mlflow.active_run().info.run_id == run.info.run_id, "an attached run stays open"
+    client = mlflow.MlflowClient()
+    per_kg = history(client, run.info.run_id, schema.ACCURACY_PER_KG)
+    cum = dict(history(client, run.info.run_id, schema.CUM_TOTAL_CO2EQ_KG))
+    assert [s for s, _ in per_kg] == [0, 1]
+    assert math.isclose(per_kg[1][1], 0.9 / cum[1], rel_tol=1e-9)
+    assert client.get_run(run.info.run_id).data.tags[schema.TAG_ACCURACY_METRIC] == "val_accuracy"
+
+
+def test_green_tracker_explicit_epochs(mlflow_local: str) -> None:
+    import mlflow
+
+    with mlflow_green.GreenTracker(total_epochs=4, sampler="simulated:200x2", silent=True, intensity=400) as tracker:
+        for epoch in range(2):
+            time.sleep(EPOCH_S)
+            record = tracker.epoch_end({"val_acc": 0.5 + epoch / 4, "loss": 1.0 / (epoch + 1)})
+            assert record is not None and record.epoch == epoch
+            assert record.accuracy == 0.5 + epoch / 4
+    client = mlflow.MlflowClient()
+    run_id = tracker.run_id
+    assert run_id and client.get_run(run_id).info.status == "FINISHED"
+    # The user's metrics ride in the same batch, at step = epoch.
+    assert history(client, run_id, "loss") == [(0, 1.0), (1, 0.5)]
+    # Two simulated GPUs: per-device energies, summing to the GPU energy.
+    gpu0 = dict(history(client, run_id, schema.gpu_device_energy_key(0)))
+    gpu1 = dict(history(client, run_id, schema.gpu_device_energy_key(1)))
+    total = dict(history(client, run_id, schema.GPU_ENERGY_KWH))
+    for step in (0, 1):
+        assert math.isclose(gpu0[step] + gpu1[step], total[step], rel_tol=1e-9)
+    assert_simulated_power(client, run_id, 400)
+    # Projection over 4 epochs from 2 done: larger than the total so far.
+    projected = history(client, run_id, schema.PROJECTED_ENERGY_KWH)
+    cum = dict(history(client, run_id, schema.CUM_ENERGY_KWH))
+    assert projected[-1][1] > cum[1]
+    assert client.get_run(run_id).data.tags[schema.TAG_GPU_COUNT] == "2"
+
+
+def test_budget_stop_ends_the_iterator(mlflow_local: str) -> None:
+    import mlflow
+
+    seen = [e for e in mlflow_green.epochs(5, sampler="simulated:300", intensity=500, budget_kg=1e-12,
+                                           on_budget="stop", silent=True)]
+    assert seen == [0]
+    run = mlflow.last_active_run()
+    client = mlflow.MlflowClient()
+    assert client.get_run(run.info.run_id).data.tags[schema.TAG_STOP_REASON].startswith("budget")
+    assert [s for s, _ in history(client, run.info.run_id, schema.ENERGY_KWH)] == [0]
+
+
+def test_budget_warn_keeps_going(mlflow_local: str, caplog: pytest.LogCaptureFixture) -> None:
+    seen = list(mlflow_green.epochs(3, sampler="simulated:300", intensity=500, budget_kg=1e-12))
+    assert seen == [0, 1, 2]
+    assert sum("budget" in r.getMessage() for r in caplog.records) == 1, "warned once"
+
+
+def test_break_accounts_the_epoch_in_progress(mlflow_local: str) -> None:
+    import mlflow
+
+    for epoch in mlflow_green.epochs(10, sampler="simulated:300", silent=True, intensity=100):
+        time.sleep(EPOCH_S)
+        if epoch == 1:
+            break
+    run = mlflow.last_active_run()
+    client = mlflow.MlflowClient()
+    assert [s for s, _ in history(client, run.info.run_id, schema.ENERGY_KWH)] == [0, 1]
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_log_every_n_epochs_batches(mlflow_local: str) -> None:
+    import mlflow
+
+    list(mlflow_green.epochs(5, sampler="simulated:300", silent=True, intensity=100, log_every_n_epochs=2))
+    run = mlflow.last_active_run()
+    assert_every_epoch(mlflow.MlflowClient(), run.info.run_id, 5)
+
+
+def test_disabled_by_environment(mlflow_local: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_GREEN_DISABLE", "1")
+    for _ in mlflow_green.epochs(2, sampler="simulated:300"):
+        mlflow_green.report_accuracy(0.5)
+    assert mlflow.active_run() is None
+    assert mlflow.MlflowClient().search_runs(["0"]) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"on_budget": "halt"}, "on_budget"),
+        ({"budget_kg": 0}, "budget_kg"),
+        ({"budget_kg": -1.0}, "budget_kg"),
+        ({"log_every_n_epochs": 0}, "log_every_n_epochs"),
+        ({"intensity": "lots"}, "intensity"),
+        ({"colour": "green"}, "unknown option"),
+    ],
+)
+def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        mlflow_green.GreenTracker(**options)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, True])
+def test_epochs_needs_a_positive_count(n: object) -> None:
+    with pytest.raises(ConfigError, match="number of epochs"):
+        mlflow_green.epochs(n)  # type: ignore[arg-type]
+
+
+def test_report_accuracy_outside_a_tracker() -> None:
+    with pytest.raises(ConfigError, match="running tracker"):
+        mlflow_green.report_accuracy(0.9)
