@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all of them when None)."""
     from mlflow_green import __version__
 
     parser = _Parser(
@@ -48,11 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mlflow-green {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_parser(sp)
-        sp.set_defaults(_module=module)
+        if command is None or name == command:
+            module = importlib.import_module(module_name)
+            module.add_parser(sp)
+            sp.set_defaults(_module=module)
     return parser
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg in SUBCOMMANDS:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlflow_green.errors import GreenError
 
     try:
-        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        command = _selected_command(argv)
+        parser = build_parser(command or "")
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help(sys.stderr)
