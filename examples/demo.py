@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,8 @@ def _data(n: int, seed: int) -> tuple[Any, Any]:
     return x + 0.05 * torch.randn(n, 2, generator=g), label
 
 
-def train(run_name: str, *, hidden: int, epochs: int, samples: int, experiment_id: str) -> tuple[str, Any]:
-    """Train an MLP with every epoch measured; returns (run_id, model)."""
+def train(run_name: str, *, hidden: int, epochs: int, samples: int, experiment_id: str) -> tuple[str, str]:
+    """Train an MLP with every epoch measured; returns (run_id, logged model URI)."""
     import mlflow
     import torch
     from torch import nn
@@ -115,8 +116,10 @@ def train(run_name: str, *, hidden: int, epochs: int, samples: int, experiment_i
             mlflow.log_metric("val_accuracy", accuracy, step=epoch)
             mlflow_green.report_accuracy(accuracy)
         # A real model artifact, so that the registered version points at something loadable.
-        mlflow.pytorch.log_model(model, name="model", pip_requirements=["torch", "mlflow"])
-    return run.info.run_id, model
+        info = mlflow.pytorch.log_model(
+            model, name="model", input_example=x_val[:4].numpy(), pip_requirements=["torch", "mlflow"]
+        )
+    return run.info.run_id, info.model_uri
 
 
 def run_total_kg(client: Any, run_id: str) -> float:
@@ -223,10 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.pop("ELECTRICITYMAPS_API_TOKEN", None)
+    # Warnings as one readable line each (e.g. which grid intensity applies, and why).
+    warnings.formatwarning = lambda message, category, *_a, **_k: f"{category.__name__}: {message}\n"
 
     def step_doctor() -> None:
         prepare_out(out)
         state["uri"] = f"sqlite:///{out / 'mlflow.db'}"
+        # The demo's crash-safe journal lives (and is wiped) with its store, so that a later
+        # `mlflow-green recover` never looks for runs of an earlier, deleted demo store.
+        os.environ["MLFLOW_GREEN_JOURNAL_DIR"] = str(out / "journal")
         env = {**os.environ, "MLFLOW_TRACKING_URI": state["uri"]}
         state["env"] = env
         run_cli(["doctor"], env)
@@ -247,17 +255,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         small = dict(hidden=32, epochs=3, samples=int(8_000 * scale))
         large = dict(hidden=384, epochs=3, samples=int(24_000 * scale))
         print(f"training 'small' {small}")
-        state["small_run"], _ = train("small", experiment_id=experiment_id, **small)
+        state["small_run"], state["small_model"] = train("small", experiment_id=experiment_id, **small)
         print(f"training 'large' {large}")
-        state["large_run"], _ = train("large", experiment_id=experiment_id, **large)
+        state["large_run"], state["large_model"] = train("large", experiment_id=experiment_id, **large)
 
     def step_register() -> None:
         import mlflow
         from mlflow import MlflowClient
 
         client = MlflowClient(state["uri"], state["uri"])
-        v1 = mlflow.register_model(f"runs:/{state['small_run']}/model", MODEL_NAME).version
-        v2 = mlflow.register_model(f"runs:/{state['large_run']}/model", MODEL_NAME).version
+        # The versions' footprints come from the logged models' source runs.
+        v1 = mlflow.register_model(state["small_model"], MODEL_NAME).version
+        v2 = mlflow.register_model(state["large_model"], MODEL_NAME).version
         small_kg = run_total_kg(client, state["small_run"])
         large_kg = run_total_kg(client, state["large_run"])
         print(f"{MODEL_NAME} version {v1} <- run 'small': {small_kg:.4g} kg CO2eq")
@@ -322,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{MODEL_NAME} version {version}:")
             for key, value in evidence.items():
                 print(f"  {key} = {value}")
+            if not evidence:
+                print("  (no green.gate.* tags)")
             if version == state["v1"] and evidence.get("green.gate.verdict") != "pass":
                 raise DemoFailure(f"version {version} has no passing evidence tags")
 
@@ -342,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for number, (title, step) in enumerate(steps, start=1):
             heading(number, title)
+            step_started = time.monotonic()
             step()
+            print(f"({time.monotonic() - step_started:.1f} s)", flush=True)
     except DemoFailure as exc:
         print(f"\nDEMO FAILED at step {number} ({title}): {exc}", file=sys.stderr)
         return 1

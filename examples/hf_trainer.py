@@ -23,11 +23,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import mlflow
+import numpy as np
+import torch
 
-import mlflow_green  # noqa: E402
+import mlflow_green
 
 POSITIVE = ["great", "excellent", "reliable", "lovely", "fantastic", "sturdy", "brilliant", "superb"]
 NEGATIVE = ["awful", "broken", "useless", "flimsy", "terrible", "disappointing", "noisy", "faulty"]
@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick or os.environ.get("MLFLOW_GREEN_EXAMPLES_QUICK") == "1":
         args.epochs, args.train_size = min(args.epochs, 2), min(args.train_size, 48)
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        Trainer,
+        TrainingArguments,
+    )
 
     model_dir = args.model_dir or default_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
 
 import mlflow
 import numpy as np

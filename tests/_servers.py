@@ -99,6 +99,10 @@ class MlflowServer:
 def _launch(
     args: Sequence[str], env: Mapping[str, str], log_path: Path, port: int, timeout: float
 ) -> subprocess.Popen[bytes]:
+    # With --static-prefix every route, /health included, lives under the prefix.
+    prefix = ""
+    if "--static-prefix" in args:
+        prefix = "/" + str(list(args)[list(args).index("--static-prefix") + 1]).strip("/")
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen(
         list(args), stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
@@ -111,7 +115,7 @@ def _launch(
                 f"mlflow server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}"
             )
         try:
-            if requests.get(f"{url}/health", timeout=1).status_code == 200:
+            if requests.get(f"{url}{prefix}/health", timeout=1).status_code == 200:
                 return proc
         except requests.RequestException:
             pass

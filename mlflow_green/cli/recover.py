@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mlflow_green.cli._common import add_json_flag, emit
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     lines: list[str] = []
     for r in results:
         if r.error:
-            lines.append(f"{r.run_id}: not recovered: {r.error}")
+            if not args.json:
+                sys.stderr.write(f"mlflow-green: error: run {r.run_id} not recovered: {r.error}\n")
             continue
         what = (
             f"sent {len(r.sent_steps)} epoch(s) ({r.metrics_sent} metrics)"
@@ -44,5 +46,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if not results:
         lines.append("no journals to recover")
-    emit(args, {"runs": [r.to_dict() for r in results]}, "\n".join(lines))
+    if lines or args.json:
+        emit(args, {"runs": [r.to_dict() for r in results]}, "\n".join(lines))
     return 2 if any(r.error for r in results) else 0

@@ -95,7 +95,8 @@ def autolog(
     are logged at the end, and a short summary is printed unless ``silent``.
 
     Args:
-        disable: undo every patch; nothing is measured until the next ``autolog()``.
+        disable: undo every patch and forget the options; the frameworks are not measured
+            until the next ``autolog()`` (``epochs()`` and ``GreenTracker`` still work).
         silent: no console summary and no budget warnings on the console.
         sampler: ``auto`` (default), ``none``, ``simulated:<watts>[x<devices>]`` or
             ``replay:<path>``; default MLFLOW_GREEN_SAMPLER.
@@ -122,6 +123,8 @@ def autolog(
         if disable or _settings.disabled():
             _unpatch_all()
             _STATE.enabled = False
+            # epochs() and GreenTracker take their defaults from autolog: back to defaults.
+            _STATE.config = GreenConfig()
             return
         config = GreenConfig.create(
             silent=silent,

@@ -14,12 +14,13 @@ Normally added by :func:`mlflow_green.autolog`; it can also be passed explicitly
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
 
 from mlflow_green.tracking.config import GreenConfig
-from mlflow_green.tracking.tracker import GreenTracker
+from mlflow_green.tracking.tracker import GreenTracker, abandon, guarded
 
 __all__ = ["GreenHFCallback"]
 
@@ -41,6 +42,20 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         self._pending = False
         self._expect_eval = False
 
+    def _guard(self, what: str, fn: Callable[[GreenTracker], None]) -> None:
+        """Run a step on the tracker; a failure stops measuring, never the training."""
+        tracker = self.tracker
+        if tracker is None:
+            return
+
+        def step() -> bool:
+            fn(tracker)
+            return True
+
+        if not guarded(what, step, False):
+            self.tracker = None
+            abandon(tracker)
+
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         total = getattr(state, "num_train_epochs", None) or getattr(args, "num_train_epochs", 0)
         total_epochs = math.ceil(total) if total and total > 0 else None
@@ -51,17 +66,15 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
             read_run_accuracy=False,
             auto_begin=False,
         )
-        self.tracker.start()
         self._pending = False
         self._expect_eval = _strategy(getattr(args, "eval_strategy", "no")) == "epoch"
+        self._guard("starting the measurement", lambda t: t.start() and None)
         return control
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if self.tracker is None:
-            return control
         if self._pending:
             self._finalize(control)
-        self.tracker.begin_epoch()
+        self._guard("opening an epoch", lambda t: t.begin_epoch())
         return control
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -77,7 +90,7 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
     ) -> Any:
         self._take_accuracy(metrics)
-        if self.tracker is not None and self._pending:
+        if self._pending:
             self._finalize(control)
         return control
 
@@ -88,30 +101,28 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         return control
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if self.tracker is None:
-            return control
         if self._pending:
             self._finalize(control)
-        tracker, self.tracker = self.tracker, None
-        tracker.close()
+        self._guard("finishing the run", lambda t: t.close())
+        self.tracker = None
         return control
 
     def abort(self) -> None:
         """Training raised: account the epoch in progress and finish the report."""
-        if self.tracker is not None:
-            tracker, self.tracker = self.tracker, None
-            tracker.close(status="FAILED", record_partial=True)
+        self._guard("finishing the run", lambda t: t.close(status="FAILED", record_partial=True))
+        self.tracker = None
 
     def _take_accuracy(self, metrics: dict[str, Any] | None) -> None:
-        if self.tracker is None:
-            return
         picked = self.config.pick_accuracy(metrics)
         if picked is not None:
-            self.tracker.log_accuracy(picked[1], name=picked[0])
+            self._guard("reading the accuracy", lambda t: t.log_accuracy(picked[1], name=picked[0]))
 
     def _finalize(self, control: Any) -> None:
-        assert self.tracker is not None
         self._pending = False
-        self.tracker.epoch_end()
-        if self.tracker.should_stop:
-            control.should_training_stop = True
+
+        def close_epoch(tracker: GreenTracker) -> None:
+            tracker.epoch_end()
+            if tracker.should_stop:
+                control.should_training_stop = True
+
+        self._guard("closing an epoch", close_epoch)

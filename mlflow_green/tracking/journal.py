@@ -50,7 +50,7 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        self._file = open(path, "a", encoding="utf-8")
 
     @classmethod
     def open(

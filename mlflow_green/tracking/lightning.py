@@ -10,10 +10,11 @@ With ``on_budget="stop"`` the callback sets ``trainer.should_stop``.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from mlflow_green.tracking.config import GreenConfig
-from mlflow_green.tracking.tracker import GreenTracker
+from mlflow_green.tracking.tracker import GreenTracker, abandon, guarded
 
 __all__ = ["GreenLightningCallbackMixin", "green_callback_class"]
 
@@ -29,6 +30,20 @@ class GreenLightningCallbackMixin:
         self.config = config.with_options(**options) if options else config
         self.tracker: GreenTracker | None = None
 
+    def _guard(self, what: str, fn: Callable[[GreenTracker], None]) -> None:
+        """Run a step on the tracker; a failure stops measuring, never the training."""
+        tracker = self.tracker
+        if tracker is None:
+            return
+
+        def step() -> bool:
+            fn(tracker)
+            return True
+
+        if not guarded(what, step, False):
+            self.tracker = None
+            abandon(tracker)
+
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         max_epochs = getattr(trainer, "max_epochs", None)
         max_steps = getattr(trainer, "max_steps", -1)
@@ -42,35 +57,33 @@ class GreenLightningCallbackMixin:
             read_run_accuracy=False,
             auto_begin=False,
         )
-        self.tracker.start()
+        self._guard("starting the measurement", lambda t: t.start() and None)
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        if self.tracker is not None:
-            self.tracker.begin_epoch()
+        self._guard("opening an epoch", lambda t: t.begin_epoch())
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.tracker is None:
-            return
-        picked = self.config.pick_accuracy(dict(getattr(trainer, "callback_metrics", {}) or {}))
-        if picked is not None:
-            self.tracker.log_accuracy(picked[1], name=picked[0])
-        self.tracker.epoch_end()
-        if self.tracker.should_stop:
-            trainer.should_stop = True
+        def close_epoch(tracker: GreenTracker) -> None:
+            picked = self.config.pick_accuracy(dict(getattr(trainer, "callback_metrics", {}) or {}))
+            if picked is not None:
+                tracker.log_accuracy(picked[1], name=picked[0])
+            tracker.epoch_end()
+            if tracker.should_stop:
+                trainer.should_stop = True
+
+        self._guard("closing an epoch", close_epoch)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        if self.tracker is not None:
-            tracker, self.tracker = self.tracker, None
-            tracker.close()
+        self._guard("finishing the run", lambda t: t.close())
+        self.tracker = None
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self.abort()
 
     def abort(self) -> None:
         """Training raised: account the epoch in progress and finish the report."""
-        if self.tracker is not None:
-            tracker, self.tracker = self.tracker, None
-            tracker.close(status="FAILED", record_partial=True)
+        self._guard("finishing the run", lambda t: t.close(status="FAILED", record_partial=True))
+        self.tracker = None
 
 
 def _mlflow_logger_run(trainer: Any) -> tuple[str | None, str | None]:

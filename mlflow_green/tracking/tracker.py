@@ -12,9 +12,9 @@ import datetime as _dt
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow_green import _settings
 from mlflow_green.errors import ConfigError, GreenError
@@ -22,6 +22,7 @@ from mlflow_green.tracking import schema
 from mlflow_green.tracking.config import GreenConfig
 from mlflow_green.tracking.distributed import (
     DistInfo,
+    broadcast_flag,
     dist_info,
     local_gpu_index,
     reduce_epoch,
@@ -29,9 +30,18 @@ from mlflow_green.tracking.distributed import (
 )
 from mlflow_green.tracking.record import EpochEnergy, EpochRecord, Ledger
 
-__all__ = ["Epochs", "GreenTracker", "active_tracker", "epochs", "report_accuracy"]
+__all__ = [
+    "Epochs",
+    "GreenTracker",
+    "abandon",
+    "active_tracker",
+    "epochs",
+    "guarded",
+    "report_accuracy",
+]
 
 _log = logging.getLogger("mlflow_green")
+T = TypeVar("T")
 
 _ACTIVE: list[GreenTracker] = []
 _ACTIVE_LOCK = threading.Lock()
@@ -72,7 +82,8 @@ class GreenTracker:
     """Measures a training run epoch by epoch and logs the ``green/`` metrics to MLflow.
 
     Use it as a context manager around the training loop and call :meth:`epoch_end` after
-    each epoch::
+    each epoch (``meter=`` takes an :class:`~mlflow_green.meter.EnergyMeter` over samplers
+    of your own; by default one is built from ``sampler=``)::
 
         with mlflow_green.GreenTracker(total_epochs=10) as tracker:
             for epoch in range(10):
@@ -97,6 +108,7 @@ class GreenTracker:
         tracking_uri: str | None = None,
         read_run_accuracy: bool = True,
         auto_begin: bool = True,
+        meter: Any | None = None,
         **options: Any,
     ) -> None:
         if total_epochs is not None:
@@ -126,7 +138,7 @@ class GreenTracker:
         self._warned: set[str] = set()
         self._problems: list[str] = []
         self._pending_batch: list[EpochRecord] = []
-        self._meter: Any = None
+        self._meter: Any = meter
         self._ledger: Ledger | None = None
         self._journal: Any = None
         self._logger: Any = None
@@ -149,7 +161,9 @@ class GreenTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close(status="FAILED" if exc_type is not None and exc_type is not GeneratorExit else "FINISHED")
+        failed = exc_type is not None and exc_type is not GeneratorExit
+        # A crash mid-epoch still spent the energy of that epoch: account for it.
+        self.close(status="FAILED" if failed else "FINISHED", record_partial=failed)
 
     @property
     def is_logging(self) -> bool:
@@ -168,6 +182,9 @@ class GreenTracker:
         self._resolve_accounting()
         if self.is_logging:
             self._open_run()
+        if self._dist.has_group:
+            # Rank 0 spent a while opening the run: line the ranks up before the first window.
+            broadcast_flag(False, self._dist)
         with _ACTIVE_LOCK:
             _ACTIVE.append(self)
         if self._auto_begin:
@@ -176,6 +193,11 @@ class GreenTracker:
 
     def _open_meter(self) -> None:
         from mlflow_green.meter import EnergyMeter
+
+        if self._meter is not None:  # given by the caller (a custom sampler set)
+            self._meter.start()
+            self._hardware = self._meter.hardware
+            return
 
         components: tuple[str, ...] = ("gpu", "cpu", "ram")
         gpu_indices: list[int] | None = None
@@ -486,8 +508,9 @@ class GreenTracker:
         if key in self._warned:
             return
         self._warned.add(key)
-        if not (self.config.silent and key.startswith("budget")):
-            _log.warning(message)
+        if key.startswith("budget") and (self.config.silent or not self.is_logging):
+            return  # every rank takes the same decision; rank 0 says it
+        _log.warning(message)
 
     def _degrade(self, why: str) -> None:
         if why in self._problems:
@@ -632,6 +655,32 @@ def _pop_active_run() -> None:
         stack.pop()
 
 
+def guarded(what: str, fn: Callable[[], T], default: T) -> T:
+    """Run a telemetry step for a framework adapter: an unexpected error never breaks training.
+
+    It is logged once as a warning and ``default`` is returned, except under
+    ``MLFLOW_GREEN_STRICT=1`` (the test suite), where it is raised. ConfigError (bad input)
+    is always raised.
+    """
+    try:
+        return fn()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if _settings.strict():
+            raise
+        _log.warning("mlflow_green: %s failed, measurement stopped for this run: %s", what, exc)
+        return default
+
+
+def abandon(tracker: GreenTracker) -> None:
+    """Best-effort close of a tracker whose measurement failed (errors are only logged)."""
+    try:
+        tracker.close(status="FINISHED")
+    except Exception:
+        _log.debug("closing an abandoned tracker failed", exc_info=True)
+
+
 def _looks_network(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(w in text for w in ("connection", "timed out", "timeout", "max retries", "refused"))
@@ -679,22 +728,26 @@ class Epochs:
 
     def _gen(self) -> Iterator[int]:
         tracker = self.tracker
-        tracker.start()
+        measuring = guarded("starting the measurement", lambda: bool(tracker.start()), False)
         completed = False
         try:
             for epoch in range(self.n):
                 yield epoch
-                tracker.epoch_end()
+                if measuring:
+                    measuring = guarded("closing an epoch", lambda: tracker.epoch_end() or True, False)
+                    if not measuring:
+                        abandon(tracker)
                 if tracker.should_stop:
                     break
             completed = True
         except GeneratorExit:
             # The loop was left with break (or an exception) inside an epoch: it was spent.
-            tracker.close(record_partial=True)
+            if measuring:
+                guarded("finishing the run", lambda: tracker.close(record_partial=True), None)
             raise
         finally:
-            if completed:
-                tracker.close()
+            if completed and measuring:
+                guarded("finishing the run", tracker.close, None)
 
     def __enter__(self) -> Epochs:
         return self

@@ -33,7 +33,7 @@ def _args(name: str, instruction: str) -> list[str]:
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_base_image_is_pinned(name: str) -> None:
     (base,) = _args(name, "FROM")
-    image, _, tag = base.partition(":")
+    _image, _, tag = base.partition(":")
     assert "@sha256:" in base or re.search(r"\d+\.\d+(\.\d+)?", tag), f"{name}: pin {base}"
     assert tag != "latest"
 

@@ -165,10 +165,13 @@ def test_entrypoint_serves_the_gate_on_postgres(gated_server: str) -> None:
     exp = _post(url, "experiments/create", {"name": "entrypoint"}).json()["experiment_id"]
     run_id = _post(url, "runs/create", {"experiment_id": exp})
     run_id.raise_for_status()
-    rid = run_id.json()["run"]["info"]["run_id"]
+    info = run_id.json()["run"]["info"]
     _post(url, "registered-models/create", {"name": "clf"}).raise_for_status()
-    version = _post(url, "model-versions/create", {"name": "clf", "source": "file:///tmp/m", "run_id": rid})
-    version.raise_for_status()
+    version = _post(
+        url, "model-versions/create",
+        {"name": "clf", "source": f"{info['artifact_uri']}/model", "run_id": info["run_id"]},
+    )
+    assert version.status_code == 200, version.text
     v = version.json()["model_version"]["version"]
     denied = _post(url, "registered-models/alias", {"name": "clf", "alias": "champion", "version": v})
     assert denied.status_code == 403, denied.text

@@ -36,6 +36,8 @@ models:
     budgets:
       total_co2eq_kg: 5
       champion: {total_co2eq_kg: 3}
+  "all-*":
+    gate_create: all
 """
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 
@@ -62,6 +64,48 @@ class Gated:
         return name, versions
 
 
+def _start(kind: str, work: Path) -> tuple[MlflowServer, str, str | None]:
+    policy = work / "policy.yaml"
+    policy.write_text(POLICY)
+    env = {"MLFLOW_GREEN_POLICY": str(policy), "MLFLOW_GREEN_ADMIN_TOKEN": ADMIN_TOKEN}
+    if kind == "gunicorn-postgres":
+        pg_uri = create_postgres_database()
+        server = start_mlflow_server(
+            work, backend_uri=pg_uri, app_name="green-gate", gunicorn=True, static_prefix="/mlflow", env=env,
+            # a short graceful timeout keeps teardown quick (the default waits 30 s)
+            extra_args=["--gunicorn-opts", "--timeout 120 --graceful-timeout 2"],
+        )
+        return server, server.url + "/mlflow", pg_uri
+    server = start_mlflow_server(work, app_name="green-gate", env=env)
+    return server, server.url, None
+
+
+@pytest.fixture(scope="module")
+def _started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Gated]]:
+    """Servers started on first use and shared by every test of the module."""
+    from mlflow import MlflowClient
+
+    pg_uris: list[str] = []
+
+    class _Cache(dict):  # type: ignore[type-arg]
+        def __missing__(self, kind: str) -> Gated:
+            server, base, pg_uri = _start(kind, tmp_path_factory.mktemp(kind))
+            if pg_uri:
+                pg_uris.append(pg_uri)
+            client = MlflowClient(tracking_uri=base, registry_uri=base)
+            self[kind] = Gated(server, base, client, client.create_experiment(unique("exp")))
+            return self[kind]
+
+    cache = _Cache()
+    try:
+        yield cache
+    finally:
+        for g in cache.values():
+            g.server.kill()  # a graceful stop waits on MLflow's job consumer; nothing to keep
+        for uri in pg_uris:
+            drop_postgres_database(uri)
+
+
 @pytest.fixture(
     scope="module",
     params=[
@@ -69,30 +113,15 @@ class Gated:
         pytest.param("gunicorn-postgres", id="gunicorn-postgres-prefix", marks=pytest.mark.postgres),
     ],
 )
-def gated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gated]:
-    from mlflow import MlflowClient
+def gated(request: pytest.FixtureRequest, _started: dict[str, Gated]) -> Gated:
+    """Each server kind in turn: the core tests run on both."""
+    return _started[request.param]
 
-    work = tmp_path_factory.mktemp(request.param)
-    policy = work / "policy.yaml"
-    policy.write_text(POLICY)
-    env = {"MLFLOW_GREEN_POLICY": str(policy), "MLFLOW_GREEN_ADMIN_TOKEN": ADMIN_TOKEN}
-    pg_uri = None
-    if request.param == "gunicorn-postgres":
-        pg_uri = create_postgres_database()
-        server = start_mlflow_server(
-            work, backend_uri=pg_uri, app_name="green-gate", gunicorn=True, static_prefix="/mlflow", env=env
-        )
-        base = server.url + "/mlflow"
-    else:
-        server = start_mlflow_server(work, app_name="green-gate", env=env)
-        base = server.url
-    client = MlflowClient(tracking_uri=base, registry_uri=base)
-    try:
-        yield Gated(server, base, client, client.create_experiment(unique("exp")))
-    finally:
-        server.stop()
-        if pg_uri:
-            drop_postgres_database(pg_uri)
+
+@pytest.fixture
+def primary(_started: dict[str, Gated]) -> Gated:
+    """The uvicorn/SQLite server only, for policy details that do not depend on the server."""
+    return _started["uvicorn-sqlite"]
 
 
 def _denied(resp: requests.Response, *needles: str) -> None:
@@ -117,8 +146,11 @@ BUDGET_KINDS = [
 ]
 
 
-@pytest.mark.parametrize("prefix", PREFIXES)
-@pytest.mark.parametrize(("tag", "limit", "kw", "key"), BUDGET_KINDS)
+@pytest.mark.parametrize(
+    ("prefix", "tag", "limit", "kw", "key"),
+    [(PREFIXES[i % 2], *kind) for i, kind in enumerate(BUDGET_KINDS)]
+    + [(PREFIXES[(i + 1) % 2], *kind) for i, kind in enumerate(BUDGET_KINDS[:2])],
+)
 def test_alias_pass_and_fail_for_each_budget_kind_raw_http(
     gated: Gated, prefix: str, tag: str, limit: str, kw: dict[str, float], key: str
 ) -> None:
@@ -138,15 +170,15 @@ def test_alias_pass_and_fail_for_each_budget_kind_raw_http(
     assert tags[schema.GATE_CHECKED_AT] and tags[schema.GATE_REASONS]
 
 
-def test_client_sees_the_message_with_budget_and_figure(gated: Gated) -> None:
+def test_client_sees_the_message_with_budget_and_figure(primary: Gated) -> None:
     from mlflow.exceptions import MlflowException
 
-    name, (v,) = gated.model({"green.budget.champion.total_co2eq_kg": "2"}, 2.75)
+    name, (v,) = primary.model({"green.budget.champion.total_co2eq_kg": "2"}, 2.75)
     with pytest.raises(MlflowException) as info:
-        gated.client.set_registered_model_alias(name, "champion", v)
+        primary.client.set_registered_model_alias(name, "champion", v)
     assert info.value.error_code == "PERMISSION_DENIED"
     assert "2.75 kg CO2eq exceeds the total_co2eq_kg budget of 2 kg" in info.value.message
-    gated.client.set_registered_model_alias(name, "other", v)  # the scoped budget binds champion only
+    primary.client.set_registered_model_alias(name, "other", v)  # the scoped budget binds champion only
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
@@ -188,67 +220,83 @@ def test_path_variants_and_query_forms_do_not_bypass(gated: Gated) -> None:
     assert _alias(gated, name, "champion") == good
 
 
-def test_gate_tags_are_written_by_the_gate_only(gated: Gated) -> None:
-    name, (v,) = gated.model({"green.budget.total_co2eq_kg": "2"}, 3.0)
+def test_gate_tags_are_written_by_the_gate_only(primary: Gated) -> None:
+    name, (v,) = primary.model({"green.budget.total_co2eq_kg": "2"}, 3.0)
     for prefix in PREFIXES:
-        _denied(gated.post(f"{prefix}/model-versions/set-tag", {"name": name, "version": v, "key": "green.gate.verdict", "value": "pass"}), "green.gate.verdict")
-        _denied(gated.post(f"{prefix}/model-versions/set-tag", {"name": name, "version": v, "key": "Green.Gate.Verdict", "value": "pass"}))
-        _denied(gated.delete(f"{prefix}/model-versions/delete-tag", {"name": name, "version": v, "key": "green.gate.verdict"}))
-        _denied(gated.post(f"{prefix}/registered-models/set-tag", {"name": name, "key": "green.gate.verdict", "value": "pass"}))
-    assert "green.gate.verdict" not in gated.client.get_model_version(name, v).tags
+        _denied(primary.post(f"{prefix}/model-versions/set-tag", {"name": name, "version": v, "key": "green.gate.verdict", "value": "pass"}), "green.gate.verdict")
+        _denied(primary.post(f"{prefix}/model-versions/set-tag", {"name": name, "version": v, "key": "Green.Gate.Verdict", "value": "pass"}))
+        _denied(primary.delete(f"{prefix}/model-versions/delete-tag", {"name": name, "version": v, "key": "green.gate.verdict"}))
+        _denied(primary.post(f"{prefix}/registered-models/set-tag", {"name": name, "key": "green.gate.verdict", "value": "pass"}))
+    assert "green.gate.verdict" not in primary.client.get_model_version(name, v).tags
 
 
-def test_budgets_may_tighten_but_not_loosen(gated: Gated) -> None:
-    name, _ = gated.model({"green.budget.total_co2eq_kg": "5", "green.budget.min_accuracy_per_kg": "0.2"}, 1.0)
+def test_budgets_may_tighten_but_not_loosen(primary: Gated) -> None:
+    name, _ = primary.model({"green.budget.total_co2eq_kg": "5", "green.budget.min_accuracy_per_kg": "0.2"}, 1.0)
     url = "/api/2.0/mlflow/registered-models/set-tag"
-    _denied(gated.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "50"}), "loosens", "5", "50")
-    _denied(gated.post(url, {"name": name, "key": "green.budget.min_accuracy_per_kg", "value": "0.1"}), "loosens")
-    _denied(gated.delete("/ajax-api/2.0/mlflow/registered-models/delete-tag", {"name": name, "key": "green.budget.total_co2eq_kg"}), "removes a budget")
-    assert gated.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "4"}).status_code == 200
-    assert gated.post(url, {"name": name, "key": "green.budget.champion.energy_kwh", "value": "9"}).status_code == 200
+    _denied(primary.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "50"}), "loosens", "5", "50")
+    _denied(primary.post(url, {"name": name, "key": "green.budget.min_accuracy_per_kg", "value": "0.1"}), "loosens")
+    _denied(primary.delete("/ajax-api/2.0/mlflow/registered-models/delete-tag", {"name": name, "key": "green.budget.total_co2eq_kg"}), "removes a budget")
+    assert primary.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "4"}).status_code == 200
+    assert primary.post(url, {"name": name, "key": "green.budget.champion.energy_kwh", "value": "9"}).status_code == 200
     # the administrator override is explicit and recorded on the model
-    resp = gated.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "40"},
+    resp = primary.post(url, {"name": name, "key": "green.budget.total_co2eq_kg", "value": "40"},
                       headers={"X-MLflow-Green-Override": ADMIN_TOKEN, "X-MLflow-Green-Override-Reason": "new hardware"})
     assert resp.status_code == 200, resp.text
-    tags = gated.client.get_registered_model(name).tags
+    tags = primary.client.get_registered_model(name).tags
     assert tags["green.budget.total_co2eq_kg"] == "40"
     assert "new hardware" in tags["green.gate.override"] and "loosens" in tags["green.gate.override"]
 
 
 @pytest.mark.parametrize("bad", ["50kg", "-1", "nan", ""])
-def test_malformed_budget_refuses_promotion_naming_the_tag(gated: Gated, bad: str) -> None:
-    name, (v,) = gated.model({"green.budget.champion.total_co2eq_kg": bad}, 0.1)
-    resp = gated.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v})
+def test_malformed_budget_refuses_promotion_naming_the_tag(primary: Gated, bad: str) -> None:
+    name, (v,) = primary.model({"green.budget.champion.total_co2eq_kg": bad}, 0.1)
+    resp = primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v})
     _denied(resp, "green.budget.champion.total_co2eq_kg", "malformed")
 
 
-def test_missing_and_simulated_evidence(gated: Gated) -> None:
-    name, (bare,) = gated.model({"green.budget.total_co2eq_kg": "5"}, None)
-    _denied(gated.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": bare}), "no green/ metrics")
-    sim_name, (sim,) = gated.model({"green.budget.total_co2eq_kg": "5"}, 1.0, method="simulated")
-    _denied(gated.post("/api/2.0/mlflow/registered-models/alias", {"name": sim_name, "alias": "champion", "version": sim}), "simulated")
+def test_missing_and_simulated_evidence(primary: Gated) -> None:
+    name, (bare,) = primary.model({"green.budget.total_co2eq_kg": "5"}, None)
+    _denied(primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": bare}), "no green/ metrics")
+    sim_name, (sim,) = primary.model({"green.budget.total_co2eq_kg": "5"}, 1.0, method="simulated")
+    _denied(primary.post("/api/2.0/mlflow/registered-models/alias", {"name": sim_name, "alias": "champion", "version": sim}), "simulated")
 
 
-def test_policy_file_budgets_and_ungated_models(gated: Gated) -> None:
-    name, (v,) = gated.model({}, 4.0, prefix="pol")  # policy: 5 model-wide, 3 for champion
-    _denied(gated.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v}), "policy", "4 kg")
-    assert gated.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "beta", "version": v}).status_code == 200
-    free, (fv,) = gated.model({}, 400.0)  # no budgets anywhere: not gated
-    assert gated.post("/api/2.0/mlflow/registered-models/alias", {"name": free, "alias": "champion", "version": fv}).status_code == 200
+def test_policy_file_budgets_and_ungated_models(primary: Gated) -> None:
+    name, (v,) = primary.model({}, 4.0, prefix="pol")  # policy: 5 model-wide, 3 for champion
+    _denied(primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v}), "policy", "4 kg")
+    assert primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "beta", "version": v}).status_code == 200
+    free, (fv,) = primary.model({}, 400.0)  # no budgets anywhere: not gated
+    assert primary.post("/api/2.0/mlflow/registered-models/alias", {"name": free, "alias": "champion", "version": fv}).status_code == 200
 
 
-def test_lineage_counts_the_sweep(gated: Gated) -> None:
-    c, exp = gated.client, gated.experiment_id
+def test_rename_out_of_a_policy_rule_and_gate_create_all(primary: Gated) -> None:
+    name, _ = primary.model({"green.budget.total_co2eq_kg": "2"}, 3.0, prefix="pol")
+    _denied(primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": "escaped-" + name}), "renaming")
+    same_rule = "pol-renamed-" + name
+    assert primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": same_rule}).status_code == 200
+    # gate_create: all checks every new version against the model-wide budgets
+    strict = unique("all")
+    primary.client.create_registered_model(strict, tags={"green.budget.total_co2eq_kg": "2"})
+    over_run = log_green_run(primary.client, primary.experiment_id, 3.0)
+    resp = primary.post("/api/2.0/mlflow/model-versions/create", {"name": strict, "source": f"runs:/{over_run}/model", "run_id": over_run})
+    _denied(resp, "3 kg CO2eq exceeds")
+    ok_run = log_green_run(primary.client, primary.experiment_id, 1.0)
+    resp = primary.post("/api/2.0/mlflow/model-versions/create", {"name": strict, "source": f"runs:/{ok_run}/model", "run_id": ok_run})
+    assert resp.status_code == 200, resp.text
+
+
+def test_lineage_counts_the_sweep(primary: Gated) -> None:
+    c, exp = primary.client, primary.experiment_id
     parent = log_green_run(c, exp, None)
     log_green_run(c, exp, 2.0, parent_run_id=parent)
     best = log_green_run(c, exp, 1.5, parent_run_id=parent)
     name = unique("lin")
     v = register(c, name, best, model_tags={"green.budget.total_co2eq_kg": "3"})
-    _denied(gated.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v}), "3.5 kg CO2eq exceeds")
+    _denied(primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v}), "3.5 kg CO2eq exceeds")
     c.set_registered_model_tag(name, "green.budget.total_co2eq_kg", "3")  # same value: allowed
     plain = unique("m")  # the same run in a model whose policy does not include lineage
     pv = register(c, plain, best, model_tags={"green.budget.total_co2eq_kg": "3"})
-    assert gated.post("/api/2.0/mlflow/registered-models/alias", {"name": plain, "alias": "champion", "version": pv}).status_code == 200
+    assert primary.post("/api/2.0/mlflow/registered-models/alias", {"name": plain, "alias": "champion", "version": pv}).status_code == 200
 
 
 def test_copy_model_version_into_a_gated_model(gated: Gated) -> None:
@@ -268,14 +316,14 @@ def test_copy_model_version_into_a_gated_model(gated: Gated) -> None:
     assert gated.post("/api/2.0/mlflow/registered-models/alias", {"name": prod, "alias": "champion", "version": str(copy.version)}).status_code == 200
 
 
-def test_admin_override_on_alias_is_recorded(gated: Gated) -> None:
-    name, (v,) = gated.model({"green.budget.total_co2eq_kg": "2"}, 3.0)
+def test_admin_override_on_alias_is_recorded(primary: Gated) -> None:
+    name, (v,) = primary.model({"green.budget.total_co2eq_kg": "2"}, 3.0)
     url = "/api/2.0/mlflow/registered-models/alias"
     body = {"name": name, "alias": "champion", "version": v}
-    _denied(gated.post(url, body, headers={"X-MLflow-Green-Override": "guess"}))
-    resp = gated.post(url, body, headers={"X-MLflow-Green-Override": ADMIN_TOKEN, "X-MLflow-Green-Override-Reason": "incident 42"})
+    _denied(primary.post(url, body, headers={"X-MLflow-Green-Override": "guess"}))
+    resp = primary.post(url, body, headers={"X-MLflow-Green-Override": ADMIN_TOKEN, "X-MLflow-Green-Override-Reason": "incident 42"})
     assert resp.status_code == 200, resp.text
-    tags = gated.client.get_model_version(name, v).tags
+    tags = primary.client.get_model_version(name, v).tags
     assert tags[schema.GATE_VERDICT] == "fail"
     assert "incident 42" in tags["green.gate.override"]
 

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 
 from mlflow_green.tracking import schema
-from tests.tracking._checks import assert_cumulative, assert_every_epoch, assert_simulated_power, history
+from tests.tracking._checks import (
+    assert_cumulative,
+    assert_every_epoch,
+    assert_simulated_power,
+    history,
+)
 from tests.tracking._models import RandomTokens, accuracy_metrics, tiny_bert
 
 pytest.importorskip("transformers")
@@ -67,7 +72,13 @@ def test_trainer_logs_every_epoch_into_one_run(
     import mlflow_green
 
     mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True)
-    make_trainer(tmp_path, report_to=report_to).train()
+    if report_to == "mlflow":
+        # Everything at once: MLflow's own autolog, HF's MLflowCallback and ours.
+        mlflow.autolog(log_models=False, silent=True)
+    try:
+        make_trainer(tmp_path, report_to=report_to).train()
+    finally:
+        mlflow.autolog(disable=True)
 
     client = mlflow.MlflowClient()
     runs = _runs(client)

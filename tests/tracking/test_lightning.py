@@ -9,16 +9,28 @@ from typing import Any
 import pytest
 
 from mlflow_green.tracking import schema
-from tests.tracking._checks import assert_cumulative, assert_every_epoch, assert_simulated_power, history
+from tests.tracking._checks import (
+    assert_cumulative,
+    assert_every_epoch,
+    assert_simulated_power,
+    history,
+)
 
 pytest.importorskip("lightning")
 
 EPOCHS = 3
 
 
-def make_module() -> Any:
+def _flavor(flavor: str) -> Any:
+    import importlib
+
+    return importlib.import_module("lightning.pytorch" if flavor == "lightning" else flavor)
+
+
+def make_module(flavor: str = "lightning") -> Any:
     import torch
-    from lightning.pytorch import LightningModule
+
+    LightningModule = _flavor(flavor).LightningModule
 
     class Tiny(LightningModule):
         def __init__(self) -> None:
@@ -51,12 +63,11 @@ def loaders() -> tuple[Any, Any]:
     return DataLoader(data, batch_size=8), DataLoader(data, batch_size=16)
 
 
-def make_trainer(tmp_path: Path, **kwargs: Any) -> Any:
-    from lightning.pytorch import Trainer
-
+def make_trainer(tmp_path: Path, flavor: str = "lightning", **kwargs: Any) -> Any:
+    Trainer = _flavor(flavor).Trainer
     kwargs.setdefault("logger", False)
+    kwargs.setdefault("max_epochs", EPOCHS)
     return Trainer(
-        max_epochs=EPOCHS,
         accelerator="cpu",
         devices=1,
         enable_checkpointing=False,
@@ -68,15 +79,17 @@ def make_trainer(tmp_path: Path, **kwargs: Any) -> Any:
     )
 
 
-def test_fit_logs_every_epoch(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
+@pytest.mark.parametrize("flavor", ["lightning", "pytorch_lightning"])
+def test_fit_logs_every_epoch(flavor: str, tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
     import mlflow
 
     import mlflow_green
 
+    pytest.importorskip(flavor)
     mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True)
     train, val = loaders()
-    trainer = make_trainer(tmp_path)
-    trainer.fit(make_module(), train, val)
+    trainer = make_trainer(tmp_path, flavor)
+    trainer.fit(make_module(flavor), train, val)
 
     client = mlflow.MlflowClient()
     runs = client.search_runs(["0"])
@@ -128,3 +141,28 @@ def test_budget_stop_sets_should_stop(tmp_path: Path, mlflow_local: str, green_a
     run = client.search_runs(["0"])[0]
     assert [s for s, _ in history(client, run.info.run_id, schema.ENERGY_KWH)] == [0]
     assert run.data.tags[schema.TAG_STOP_REASON].startswith("budget")
+
+
+@pytest.mark.parametrize("strict", ["0", "1"])
+def test_a_telemetry_bug_never_breaks_training(
+    strict: str, tmp_path: Path, mlflow_local: str, green_autolog: None,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import mlflow_green
+    from mlflow_green.tracking.tracker import GreenTracker
+
+    def broken(self: GreenTracker, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("accounting exploded")
+
+    monkeypatch.setenv("MLFLOW_GREEN_STRICT", strict)
+    monkeypatch.setattr(GreenTracker, "epoch_end", broken)
+    mlflow_green.autolog(sampler="simulated:300", silent=True, intensity=100)
+    train, val = loaders()
+    trainer = make_trainer(tmp_path, max_epochs=2)
+    if strict == "1":
+        with pytest.raises(RuntimeError, match="exploded"):
+            trainer.fit(make_module(), train, val)
+    else:
+        trainer.fit(make_module(), train, val)
+        assert trainer.current_epoch == 2
+        assert sum("exploded" in r.getMessage() for r in caplog.records) == 1

@@ -85,23 +85,3 @@ def test_server_killed_mid_run_then_recover(mlflow_server: MlflowServer, server_
     tags = client.get_run(run_id).data.tags
     assert tags[schema.TAG_METHOD_GPU] == "simulated"
     assert read_journal(journal_path(run_id)).pending_steps == []
-
-
-def test_backlog_sent_when_the_server_returns(mlflow_server: MlflowServer, server_uri: str) -> None:
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    run_id = client.create_run("0").info.run_id
-    with mlflow_green.GreenTracker(run_id=run_id, sampler="simulated:300", intensity=250, silent=True) as tracker:
-        tracker.epoch_end()
-        assert tracker._logger.flush(30)
-        mlflow_server.kill()
-        tracker.epoch_end()
-        assert tracker._logger.flush(30)
-        assert tracker._logger.unsent_steps == [1]
-        mlflow_server.restart()
-        tracker.epoch_end()
-        assert tracker._logger.flush(60)
-        assert tracker._logger.unsent_steps == []
-    assert [s for s, _ in history(client, run_id, schema.ENERGY_KWH)] == [0, 1, 2]
-    assert read_journal(journal_path(run_id)).pending_steps == []

@@ -13,7 +13,12 @@ import mlflow_green
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.journal import journal_path, read_journal
-from tests.tracking._checks import assert_cumulative, assert_every_epoch, assert_simulated_power, history
+from tests.tracking._checks import (
+    assert_cumulative,
+    assert_every_epoch,
+    assert_simulated_power,
+    history,
+)
 
 EPOCH_S = 0.05
 
@@ -187,3 +192,65 @@ def test_epochs_needs_a_positive_count(n: object) -> None:
 def test_report_accuracy_outside_a_tracker() -> None:
     with pytest.raises(ConfigError, match="running tracker"):
         mlflow_green.report_accuracy(0.9)
+
+
+class FailingGpu:
+    """A simulated GPU whose counter breaks after ``ok_reads`` reads (a lost device)."""
+
+    def __init__(self, ok_reads: int) -> None:
+        from mlflow_green.samplers import SimulatedGpuSampler
+
+        self._inner = SimulatedGpuSampler(300.0, 1)
+        self._ok = ok_reads
+        self.component = self._inner.component
+        self.method = self._inner.method
+        self.devices = self._inner.devices
+        self.needs_polling = self._inner.needs_polling
+        self.update_period_s = self._inner.update_period_s
+
+    def read_energy_j(self) -> tuple[float, ...]:
+        from mlflow_green.errors import SamplerError
+
+        self._ok -= 1
+        if self._ok < 0:
+            raise SamplerError("GPU 0 is lost")
+        return self._inner.read_energy_j()
+
+    def read_power_w(self) -> tuple[float, ...]:
+        return self._inner.read_power_w()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _meter_with_failing_gpu() -> object:
+    from mlflow_green.meter import EnergyMeter
+    from mlflow_green.samplers import select
+
+    return EnergyMeter([FailingGpu(ok_reads=3), *select("auto", components=("cpu", "ram"))])
+
+
+def test_failing_sampler_degrades_the_run(mlflow_local: str, monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_GREEN_STRICT", "0")
+    with mlflow_green.GreenTracker(meter=_meter_with_failing_gpu(), silent=True, intensity=100) as tracker:
+        for _ in range(3):
+            tracker.epoch_end()
+    client = mlflow.MlflowClient()
+    run = client.get_run(tracker.run_id)
+    assert run.data.tags[schema.TAG_STATUS].startswith("degraded: ")
+    assert "lost" in run.data.tags[schema.TAG_STATUS]
+    # The other components carry on; every epoch is still logged.
+    assert_every_epoch(client, tracker.run_id, 3, projected=False)
+    assert all(v > 0 for _, v in history(client, tracker.run_id, schema.CPU_ENERGY_KWH))
+    assert sum("lost" in r.getMessage() for r in caplog.records if r.name.startswith("mlflow_green")) >= 1
+
+
+def test_failing_sampler_raises_under_strict(mlflow_local: str) -> None:
+    from mlflow_green.errors import SamplerError
+
+    with pytest.raises(SamplerError), mlflow_green.GreenTracker(meter=_meter_with_failing_gpu(), silent=True, intensity=100) as tracker:
+        for _ in range(3):
+            tracker.epoch_end()

@@ -1,0 +1,233 @@
+"""Gate latency: an alias set on a plain ``mlflow server`` vs the same with ``--app-name green-gate``.
+
+For each backend (SQLite; PostgreSQL at 127.0.0.1:5432 when reachable) one store is seeded —
+an experiment, a run whose cumulative ``green/`` metrics are within budget, a registered model
+with a ``green.budget.total_co2eq_kg`` tag and a version of that run — and two servers are
+started on it, side by side: plain and gated (same app server, uvicorn, one worker). Before
+timing, the gated server is checked to refuse an over-budget version (HTTP 403) and to pass
+the within-budget one, so the timed requests do go through an evaluation.
+
+Timed: raw ``POST /api/2.0/mlflow/registered-models/alias`` requests, measured on the client
+with ``perf_counter``; one client, then 20 concurrent clients (threads, one alias each).
+Blocks alternate plain/gated and repeat, so load on the shared machine hits both alike.
+
+    python benchmarks/gate_latency.py [--quick] [--requests N] [--rounds R] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Row, percentile, print_report  # noqa: E402
+
+BENCH = "gate latency"
+MODEL = "bench-gated"
+BUDGET_KG = 1.0
+WITHIN_KG = 0.5
+OVER_KG = 3.0
+CONCURRENT = 20
+ALIAS_PATH = "/api/2.0/mlflow/registered-models/alias"
+
+
+def _seed(backend_uri: str) -> dict[str, str]:
+    """Seed the store directly (not through a server); return the model's version numbers."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+
+    from mlflow_green.tracking import schema
+
+    client = MlflowClient(tracking_uri=backend_uri, registry_uri=backend_uri)
+    exp = client.create_experiment("gate-bench")
+    now = int(time.time() * 1000)
+
+    def green_run(total_kg: float) -> str:
+        run = client.create_run(exp)
+        rid = run.info.run_id
+        metrics = []
+        for step in range(3):
+            frac = (step + 1) / 3
+            for key, value in (
+                (schema.CUM_TOTAL_CO2EQ_KG, total_kg * frac),
+                (schema.CUM_CO2EQ_KG, 0.8 * total_kg * frac),
+                (schema.CUM_EMBODIED_KG, 0.2 * total_kg * frac),
+                (schema.CUM_ENERGY_KWH, 2.5 * total_kg * frac),
+            ):
+                metrics.append(Metric(key, value, now, step))
+        tags = [
+            RunTag(schema.TAG_STATUS, "ok"),
+            RunTag(schema.TAG_METHOD_GPU, "counter"),
+            RunTag(schema.TAG_METHOD_CPU, "rapl"),
+            RunTag(schema.TAG_METHOD_RAM, "estimate"),
+        ]
+        client.log_batch(rid, metrics=metrics, tags=tags)
+        client.set_terminated(rid)
+        return rid
+
+    client.create_registered_model(MODEL, tags={"green.budget.total_co2eq_kg": str(BUDGET_KG)})
+    versions = {}
+    for label, total_kg in (("within", WITHIN_KG), ("over", OVER_KG)):
+        rid = green_run(total_kg)
+        versions[label] = str(client.create_model_version(MODEL, f"runs:/{rid}/model", rid).version)
+    return versions
+
+
+def _post_alias(session: Any, url: str, alias: str, version: str) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    resp = session.post(url + ALIAS_PATH, json={"name": MODEL, "alias": alias, "version": version}, timeout=60)
+    elapsed = (time.perf_counter() - t0) * 1000.0
+    return elapsed, resp.status_code
+
+
+def _block(url: str, version: str, clients: int, per_client: int) -> tuple[list[float], int]:
+    """``clients`` threads each setting its own alias ``per_client`` times; latencies in ms."""
+    import requests
+
+    start = threading.Barrier(clients)
+
+    def worker(i: int) -> tuple[list[float], int]:
+        session = requests.Session()
+        _post_alias(session, url, f"bench-{i}", version)  # open the connection, untimed
+        start.wait()
+        out, errors = [], 0
+        for _ in range(per_client):
+            ms, status = _post_alias(session, url, f"bench-{i}", version)
+            if status != 200:
+                errors += 1
+            out.append(ms)
+        session.close()
+        return out, errors
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(worker, range(clients)))
+    return [ms for r in results for ms in r[0]], sum(r[1] for r in results)
+
+
+def _sanity(gated_url: str, plain_url: str, versions: dict[str, str]) -> None:
+    import requests
+
+    with requests.Session() as s:
+        _, over_status = _post_alias(s, gated_url, "sanity", versions["over"])
+        _, ok_status = _post_alias(s, gated_url, "sanity", versions["within"])
+        _, plain_status = _post_alias(s, plain_url, "sanity", versions["over"])
+    if over_status != 403 or ok_status != 200 or plain_status != 200:
+        raise RuntimeError(
+            f"the gate does not evaluate as expected: over-budget -> {over_status} (want 403), "
+            f"within budget -> {ok_status} (want 200), plain server over-budget -> {plain_status} (want 200)"
+        )
+
+
+def _backend_rows(label: str, backend_uri: str, workdir: Path, *, rounds: int, requests_1: int, per_client_20: int) -> list[Row]:
+    from tests._servers import start_mlflow_server
+
+    versions = _seed(backend_uri)
+    env = {"MLFLOW_GREEN_STRICT": "0"}
+    servers: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def start(kind: str) -> None:
+        try:
+            servers[kind] = start_mlflow_server(
+                workdir / f"{label}-{kind}",
+                backend_uri=backend_uri,
+                app_name="green-gate" if kind == "gated" else None,
+                env=env,
+            )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(k,)) for k in ("plain", "gated")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        if errors:
+            raise errors[0]
+        _sanity(servers["gated"].url, servers["plain"].url, versions)
+        lat: dict[tuple[str, int], list[float]] = {}
+        errs: dict[tuple[str, int], int] = {}
+        for r in range(rounds):
+            order = ("plain", "gated") if r % 2 == 0 else ("gated", "plain")
+            for clients, per_client in ((1, requests_1), (CONCURRENT, per_client_20)):
+                for kind in order:
+                    ms, bad = _block(servers[kind].url, versions["within"], clients, per_client)
+                    lat.setdefault((kind, clients), []).extend(ms)
+                    errs[(kind, clients)] = errs.get((kind, clients), 0) + bad
+    finally:
+        for server in servers.values():
+            server.stop()
+    rows: list[Row] = []
+    for clients in (1, CONCURRENT):
+        plain, gated = lat[("plain", clients)], lat[("gated", clients)]
+        who = "1 client" if clients == 1 else f"{clients} clients"
+        bad = errs[("plain", clients)] + errs[("gated", clients)]
+        note = f"{len(gated)} requests per server" + (f"; {bad} non-200 answers" if bad else "")
+        rows += [
+            Row(BENCH, f"{label}, {who}: median gated / plain", percentile(gated, 50) / percentile(plain, 50), "x", ("<=", 1.3), note=note),
+            Row(BENCH, f"{label}, {who}: gated p50", percentile(gated, 50), "ms"),
+            Row(BENCH, f"{label}, {who}: gated p99", percentile(gated, 99), "ms", ("<=", 50.0)),
+            Row(BENCH, f"{label}, {who}: plain p50", percentile(plain, 50), "ms"),
+            Row(BENCH, f"{label}, {who}: plain p99", percentile(plain, 99), "ms"),
+        ]
+    return rows
+
+
+def run(*, rounds: int, requests_1: int, per_client_20: int, postgres: bool) -> tuple[list[Row], list[str]]:
+    from tests._servers import create_postgres_database, drop_postgres_database, postgres_available
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    workdir = Path(tempfile.mkdtemp(prefix="mlflow-green-bench-gate-"))
+    rows: list[Row] = []
+    extra: list[str] = ["servers: uvicorn, 1 worker each (tests/_servers.start_mlflow_server), MLFLOW_GREEN_STRICT=0"]
+    try:
+        rows += _backend_rows(
+            "SQLite", f"sqlite:///{workdir / 'gate.db'}", workdir, rounds=rounds, requests_1=requests_1, per_client_20=per_client_20
+        )
+        if postgres and postgres_available():
+            uri = create_postgres_database("mlflow_green_bench")
+            try:
+                rows += _backend_rows(
+                    "PostgreSQL", uri, workdir, rounds=rounds, requests_1=requests_1, per_client_20=per_client_20
+                )
+            finally:
+                drop_postgres_database(uri)
+        elif postgres:
+            extra.append("PostgreSQL skipped: nothing listens on 127.0.0.1:5432")
+        else:
+            extra.append("PostgreSQL skipped (--no-postgres / --quick)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows, extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run for the smoke test (SQLite only)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating plain/gated rounds")
+    parser.add_argument("--requests", type=int, default=None, help="single-client requests per block")
+    parser.add_argument("--per-client", type=int, default=None, help="requests per client in the 20-client blocks")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 2)
+    requests_1 = args.requests or (10 if args.quick else 100)
+    per_client = args.per_client or (2 if args.quick else 5)
+    rows, extra = run(
+        rounds=rounds, requests_1=requests_1, per_client_20=per_client, postgres=not (args.quick or args.no_postgres)
+    )
+    print_report("gate latency (alias set, plain vs green-gate)", rows, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Training overhead: mlflow_green vs MLflow alone vs CodeCarbon vs MLflow system metrics.
+
+One CPU workload — a small PyTorch MLP on synthetic data, single-threaded, epochs of about
+0.5 s — run under four variants, each trial in its own process, interleaved round by round
+(A/B/C/D, then rotated), each process on a fresh copy of the same local SQLite store:
+
+- ``mlflow``: a validation metric per epoch with ``mlflow.log_metric`` (the baseline);
+- ``mlflow_green``: the same plus ``mlflow_green.autolog()`` and a ``mlflow_green.epochs(n)`` loop;
+- ``codecarbon``: the same plus CodeCarbon's ``OfflineEmissionsTracker``, a task per epoch;
+- ``mlflow_sysmetrics``: the same with ``mlflow.start_run(log_system_metrics=True)``.
+
+Three times per trial, measured inside the worker with ``perf_counter`` (imports excluded):
+
+- ``loop``: steady-state epochs, from the top of the first epoch's body to the top of the last
+  one's — n-1 whole epochs with every per-epoch hook of the variant;
+- ``run``: from before the run is opened to after everything is finished (end_run, tracker
+  stop/close, report artifacts);
+- ``process``: the whole process, from the parent (interpreter start and imports included).
+
+The figure is the median over rounds of each round's ratio to the baseline of that round.
+
+    python benchmarks/overhead.py [--quick] [--rounds R] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Row, bench_env, median, print_report  # noqa: E402
+
+VARIANTS = ("mlflow", "mlflow_green", "codecarbon", "mlflow_sysmetrics")
+BENCH = "overhead"
+
+# Workload sizes: about 0.5 s per epoch on one core of a 2020s server CPU.
+TRAIN_SAMPLES = 32768
+VAL_SAMPLES = 4096
+FEATURES = 64
+HIDDEN = 256
+CLASSES = 10
+BATCH = 128
+
+
+# -- worker (one trial, in its own process) ----------------------------------------------------
+
+
+def _workload(train_samples: int) -> tuple[Any, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x = torch.randn(train_samples + VAL_SAMPLES, FEATURES)
+    y = x[:, :CLASSES].argmax(dim=1)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(FEATURES, HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(HIDDEN, HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(HIDDEN, CLASSES),
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = x[:train_samples], y[:train_samples]
+    xv, yv = x[train_samples:], y[train_samples:]
+
+    def train_epoch() -> None:
+        model.train()
+        for i in range(0, train_samples, BATCH):
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[i : i + BATCH]), yt[i : i + BATCH])
+            loss.backward()
+            optimizer.step()
+
+    def evaluate() -> float:
+        model.eval()
+        with torch.no_grad():
+            return float((model(xv).argmax(dim=1) == yv).float().mean())
+
+    return train_epoch, evaluate
+
+
+def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: int) -> dict[str, Any]:
+    import mlflow
+
+    train_epoch, evaluate = _workload(train_samples)
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("overhead")
+    tops: list[float] = []
+    t_run0 = time.perf_counter()
+    if variant == "mlflow":
+        with mlflow.start_run():
+            for epoch in range(epochs):
+                tops.append(time.perf_counter())
+                train_epoch()
+                mlflow.log_metric("val_acc", evaluate(), step=epoch)
+    elif variant == "mlflow_sysmetrics":
+        with mlflow.start_run(log_system_metrics=True):
+            for epoch in range(epochs):
+                tops.append(time.perf_counter())
+                train_epoch()
+                mlflow.log_metric("val_acc", evaluate(), step=epoch)
+    elif variant == "mlflow_green":
+        import mlflow_green
+
+        mlflow_green.autolog()
+        with mlflow.start_run():
+            for epoch in mlflow_green.epochs(epochs):
+                tops.append(time.perf_counter())
+                train_epoch()
+                mlflow.log_metric("val_acc", evaluate(), step=epoch)
+    elif variant == "codecarbon":
+        import logging
+
+        from codecarbon import OfflineEmissionsTracker
+
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        tracker = OfflineEmissionsTracker(
+            country_iso_code="FRA",
+            output_dir=workdir,
+            log_level="error",
+            allow_multiple_runs=True,
+        )
+        with mlflow.start_run():
+            for epoch in range(epochs):
+                tops.append(time.perf_counter())
+                tracker.start_task(f"epoch-{epoch}")
+                train_epoch()
+                tracker.stop_task()
+                mlflow.log_metric("val_acc", evaluate(), step=epoch)
+            tracker.stop()
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+    t_run1 = time.perf_counter()
+    epoch_s = [b - a for a, b in zip(tops, tops[1:])]
+    return {
+        "variant": variant,
+        "loop_s": tops[-1] - tops[0],
+        "run_s": t_run1 - t_run0,
+        "epoch_median_s": median(epoch_s),
+        "epochs": epochs,
+    }
+
+
+# -- driver ---------------------------------------------------------------------------------
+
+
+def _template_store(workdir: Path) -> Path:
+    """A migrated SQLite store, copied for every trial (migrations are not what we time)."""
+    db = workdir / "template.db"
+    code = (
+        "import mlflow, sys; c = mlflow.MlflowClient(sys.argv[1]); c.search_experiments(); "
+        "c.create_experiment('overhead')"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, f"sqlite:///{db}"], check=True, env=bench_env(), capture_output=True
+    )
+    return db
+
+
+def _trial(variant: str, epochs: int, workdir: Path, template: Path, index: int, train_samples: int) -> dict[str, Any]:
+    trial_dir = workdir / f"{index:03d}-{variant}"
+    trial_dir.mkdir()
+    db = trial_dir / "mlflow.db"
+    shutil.copy(template, db)
+    out = trial_dir / "result.json"
+    env = bench_env(
+        {
+            "MLFLOW_GREEN_JOURNAL_DIR": str(trial_dir / "journal"),
+            "MLFLOW_GREEN_COUNTRY": "FRA",
+        }
+    )
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        variant,
+        "--epochs",
+        str(epochs),
+        "--train-samples",
+        str(train_samples),
+        "--store",
+        f"sqlite:///{db}",
+        "--workdir",
+        str(trial_dir),
+        "--out",
+        str(out),
+    ]
+    t0 = time.perf_counter()
+    with open(trial_dir / "worker.log", "wb") as log:
+        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(trial_dir))
+    process_s = time.perf_counter() - t0
+    if proc.returncode != 0 or not out.exists():
+        tail = (trial_dir / "worker.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{variant} trial failed (exit {proc.returncode}):\n{tail}")
+    result = json.loads(out.read_text())
+    result["process_s"] = process_s
+    return result
+
+
+def run(*, rounds: int, epochs: int, train_samples: int = TRAIN_SAMPLES) -> tuple[list[Row], list[str]]:
+    workdir = Path(tempfile.mkdtemp(prefix="mlflow-green-bench-overhead-"))
+    try:
+        template = _template_store(workdir)
+        results: list[list[dict[str, Any]]] = []
+        index = 0
+        for r in range(rounds):
+            # Rotate the order each round so no variant always runs first (or after the same one).
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+            this_round = []
+            for variant in order:
+                this_round.append(_trial(variant, epochs, workdir, template, index, train_samples))
+                index += 1
+            results.append(this_round)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _rows(results, epochs)
+
+
+def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], list[str]]:
+    by_round = [{res["variant"]: res for res in rnd} for rnd in results]
+    ratios: dict[str, dict[str, list[float]]] = {v: {"loop_s": [], "run_s": [], "process_s": []} for v in VARIANTS}
+    for rnd in by_round:
+        base = rnd["mlflow"]
+        for v in VARIANTS:
+            for key in ratios[v]:
+                ratios[v][key].append(rnd[v][key] / base[key])
+    med = {v: {k: median(vals) for k, vals in ratios[v].items()} for v in VARIANTS}
+    base_epoch = median(rnd["mlflow"]["epoch_median_s"] for rnd in by_round)
+    rows: list[Row] = [
+        Row(BENCH, "baseline epoch time (MLflow only, median)", base_epoch, "s"),
+    ]
+    peers_loop = min(med["codecarbon"]["loop_s"], med["mlflow_sysmetrics"]["loop_s"])
+    spread = ratios["mlflow_green"]["loop_s"]
+    rows.append(
+        Row(
+            BENCH,
+            "mlflow_green / mlflow, training loop",
+            med["mlflow_green"]["loop_s"],
+            "x",
+            ("<=", 1.005),
+            note=f"per-round ratios {', '.join(f'{x:.4f}' for x in spread)}",
+        )
+    )
+    rows.append(
+        Row(
+            BENCH,
+            "mlflow_green loop ratio minus best peer's",
+            med["mlflow_green"]["loop_s"] - peers_loop,
+            "dx",
+            ("<", 0.0),
+            note="negative = mlflow_green below both peers",
+        )
+    )
+    for v, label in (("codecarbon", "CodeCarbon"), ("mlflow_sysmetrics", "MLflow system metrics")):
+        rows.append(Row(BENCH, f"{label} / mlflow, training loop", med[v]["loop_s"], "x"))
+    for key, label in (("run_s", "whole run (setup+loop+finish)"), ("process_s", "whole process")):
+        for v, name in (
+            ("mlflow_green", "mlflow_green"),
+            ("codecarbon", "CodeCarbon"),
+            ("mlflow_sysmetrics", "MLflow system metrics"),
+        ):
+            rows.append(Row(BENCH, f"{name} / mlflow, {label}", med[v][key], "x"))
+    abs_lines = ["median absolute times (s): variant: loop / run / process"]
+    for v in VARIANTS:
+        abs_lines.append(
+            f"  {v:18s} "
+            + " / ".join(f"{median(rnd[v][k] for rnd in by_round):.3f}" for k in ("loop_s", "run_s", "process_s"))
+        )
+    abs_lines.append(f"{len(results)} rounds x {len(VARIANTS)} variants, {epochs} epochs per trial")
+    return rows, abs_lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run for the smoke test")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--train-samples", type=int, default=None)
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--store", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        result = _worker(args.worker, args.epochs, args.store, args.workdir, args.train_samples)
+        Path(args.out).write_text(json.dumps(result))
+        return 0
+    rounds = args.rounds or (1 if args.quick else 3)
+    epochs = args.epochs or (3 if args.quick else 20)
+    samples = args.train_samples or (1024 if args.quick else TRAIN_SAMPLES)
+    rows, extra = run(rounds=rounds, epochs=epochs, train_samples=samples)
+    print_report("training overhead (ratio to MLflow only)", rows, extra)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The background logger against fake transports: order, retries, backlog, no duplicates."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mlflow_green.tracking.journal import Journal, read_journal
+from mlflow_green.tracking.logger import AsyncLogger, MetricPoint, TransientError
+
+
+class FakeStore:
+    """A tracking store in memory; ``down`` makes it unreachable, ``lose_ack`` loses answers."""
+
+    def __init__(self) -> None:
+        self.points: list[MetricPoint] = []
+        self.tags: dict[str, str] = {}
+        self.down = False
+        self.lose_ack = 0  # the next n batches land, but the caller sees a timeout
+        self.refuse = False
+        self.calls = 0
+        self.requests = 0  # log_batch and history reads
+        self.lock = threading.Lock()
+
+    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
+        with self.lock:
+            self.calls += 1
+            self.requests += 1
+            if self.down:
+                raise TransientError("connection refused")
+            if self.refuse:
+                raise ValueError("INVALID_PARAMETER_VALUE: bad metric")
+            self.points += metrics
+            self.tags.update(tags)
+            if self.lose_ack and metrics:
+                self.lose_ack -= 1
+                raise TransientError("read timed out")
+
+    def logged_steps(self, run_id: str, key: str) -> set[int]:
+        self.requests += 1
+        if self.down:
+            raise TransientError("connection refused")
+        return {p.step for p in self.points if p.key == key}
+
+    def steps(self, key: str = "green/energy_kwh") -> list[int]:
+        return sorted(p.step for p in self.points if p.key == key)
+
+
+def _epoch(logger: AsyncLogger, step: int) -> None:
+    logger.log_epoch(step, {"green/energy_kwh": 0.1 * step, "loss": 1.0}, int(time.time() * 1000))
+
+
+def test_one_batch_per_epoch_in_order(tmp_path: Path) -> None:
+    store = FakeStore()
+    journal = Journal(tmp_path / "r.jsonl")
+    logger = AsyncLogger("r", store, journal=journal, backoff_s=0)
+    for step in range(4):
+        journal.epoch(step, {"green/energy_kwh": 0.1 * step}, 0)
+        _epoch(logger, step)
+    logger.set_tags({"green.status": "ok"})
+    assert logger.close(10)
+    assert store.steps() == [0, 1, 2, 3]
+    assert store.calls == 5  # four epochs, one tags batch
+    assert store.tags == {"green.status": "ok"}
+    journal.close()
+    assert read_journal(tmp_path / "r.jsonl").pending_steps == []
+
+
+def test_unreachable_store_keeps_steps_pending_then_sends_the_backlog() -> None:
+    problems: list[str] = []
+    store = FakeStore()
+    logger = AsyncLogger("r", store, backoff_s=0, on_problem=lambda msg, err: problems.append(msg))
+    _epoch(logger, 0)
+    assert logger.flush(5)
+    store.down = True
+    _epoch(logger, 1)
+    _epoch(logger, 2)
+    assert logger.flush(5)
+    assert logger.unsent_steps == [1, 2] and not logger.reachable
+    assert len(problems) == 1 and "unreachable" in problems[0]
+    store.down = False
+    _epoch(logger, 3)
+    assert logger.close(5)
+    assert store.steps() == [0, 1, 2, 3]
+    assert logger.unsent_steps == [] and logger.reachable
+
+
+def test_a_lost_answer_is_not_sent_twice() -> None:
+    store = FakeStore()
+    store.lose_ack = 1
+    logger = AsyncLogger("r", store, backoff_s=0)
+    _epoch(logger, 0)
+    assert logger.close(5)
+    # The batch landed, the answer was lost; the retry looked at the history first.
+    assert store.steps() == [0]
+    assert store.steps("loss") == [0]
+    assert logger.acked_steps == [0]
+
+
+def test_bounded_attempts_while_down() -> None:
+    store = FakeStore()
+    store.down = True
+    logger = AsyncLogger("r", store, attempts=3, backoff_s=0)
+    _epoch(logger, 0)
+    assert logger.flush(5)
+    assert store.requests == 3
+    _epoch(logger, 1)
+    assert logger.flush(5)
+    # Once known down, a new epoch tries once (step 0 is first in line and fails).
+    assert store.requests == 4
+    assert logger.close(5)
+    assert logger.unsent_steps == [0, 1]
+
+
+def test_a_refused_batch_is_reported_and_dropped() -> None:
+    store = FakeStore()
+    store.refuse = True
+    errors: list[BaseException | None] = []
+    logger = AsyncLogger("r", store, backoff_s=0, on_problem=lambda msg, err: errors.append(err))
+    _epoch(logger, 0)
+    assert logger.close(5)
+    assert len(logger.errors) == 1 and isinstance(errors[0], ValueError)
+    assert logger.unsent_steps == []
+
+
+def test_slow_store_does_not_block_the_caller() -> None:
+    class Slow(FakeStore):
+        def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
+            time.sleep(0.5)
+            super().log_batch(run_id, metrics, tags)
+
+    logger = AsyncLogger("r", Slow(), backoff_s=0)
+    started = time.monotonic()
+    for step in range(3):
+        _epoch(logger, step)
+    assert time.monotonic() - started < 0.1
+    assert logger.close(10)
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [
+        ("http://127.0.0.1:5000", "RestTransport"),
+        ("https://mlflow.example.com", "RestTransport"),
+        ("sqlite:///tmp/x.db", "ClientTransport"),
+    ],
+)
+def test_transport_choice(uri: str, kind: str) -> None:
+    from mlflow_green.tracking.logger import make_transport
+
+    assert type(make_transport(uri)).__name__ == kind
+
+
+def test_rest_transport_gives_up_fast_on_a_dead_port() -> None:
+    from mlflow_green.tracking.logger import RestTransport
+    from tests._servers import free_port
+
+    transport = RestTransport(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(TransientError):
+        transport.log_batch("r", [MetricPoint("k", 1.0, 0, 0)], {})
+    assert time.monotonic() - started < 5
