@@ -174,20 +174,25 @@ class Policy:
     def for_model(self, name: str) -> ModelPolicy:
         """The merged policy for registered model ``name``: defaults, then the first matching rule."""
         merged: dict[str, Any] = dict(self.defaults)
-        label = "defaults" if self.source != "built-in defaults" else self.source
+        prefix = f"policy {self.source} " if self.source != "built-in defaults" else ""
+        label = "defaults" if prefix else self.source
+        # (scope, key) -> (limit, where it was declared)
+        declared: dict[tuple[str | None, str], tuple[float, str]] = {
+            k: (v, f"{prefix}defaults") for k, v in self.defaults.get("budgets", {}).items()
+        }
         for rule in self.rules:
             if fnmatch.fnmatchcase(name, rule.pattern):
-                # Budgets merge key by key: a rule overrides the keys it names and inherits the rest.
-                budgets = {**merged.get("budgets", {}), **rule.fields.get("budgets", {})}
-                merged.update(rule.fields)
-                merged["budgets"] = budgets
                 label = f"models[{rule.pattern!r}]"
+                merged.update(rule.fields)
+                # Budgets merge key by key: a rule overrides the keys it names, inherits the rest.
+                declared.update(
+                    {k: (v, f"{prefix}{label}") for k, v in rule.fields.get("budgets", {}).items()}
+                )
                 break
-        where = f"policy {self.source} {label}" if self.source != "built-in defaults" else label
         budgets = tuple(
             BudgetEntry(key=key, scope=scope, limit=limit, source=where)
-            for (scope, key), limit in sorted(
-                merged.get("budgets", {}).items(), key=lambda kv: (kv[0][0] or "", kv[0][1])
+            for (scope, key), (limit, where) in sorted(
+                declared.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])
             )
         )
         return ModelPolicy(

@@ -103,7 +103,9 @@ def test_policy_merges_defaults_with_first_matching_rule(tmp_path: Path) -> None
     assert prod.stage_gated("production") and not prod.stage_gated("Staging")
     limits = {(b.scope, b.key): b.limit for b in prod.budgets}
     assert limits == {(None, "total_co2eq_kg"): 100, ("champion", "total_co2eq_kg"): 20, (None, "energy_kwh"): 500}
-    assert all("prod-*" in b.source for b in prod.budgets)
+    sources = {(b.scope, b.key): b.source for b in prod.budgets}
+    assert sources[(None, "energy_kwh")].endswith("models['prod-*']")
+    assert sources[(None, "total_co2eq_kg")].endswith("defaults")
     other = policy.for_model("dev-model")
     assert other.on_missing == "allow" and other.include_lineage is False
     assert other.stage_gated("Staging")

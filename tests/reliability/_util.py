@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,13 @@ def child_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
     return env
 
 
+def _scratch_dir() -> Path:
+    # MLflow's default tracking URI is ./mlflow.db: never let a CLI call create one in the repo.
+    path = Path(tempfile.gettempdir()) / f"mlflow-green-reliability-{os.getuid()}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def run_cli(
     *args: str,
     env: Mapping[str, str | None] | None = None,
@@ -70,7 +78,7 @@ def run_cli(
         text=True,
         env=child_env(env),
         timeout=timeout,
-        cwd=str(cwd or REPO_ROOT),
+        cwd=str(cwd or _scratch_dir()),
     )
     return CliResult(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 

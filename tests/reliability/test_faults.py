@@ -16,6 +16,7 @@ what happened.
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
 import sys
@@ -181,7 +182,7 @@ def test_gpu_counter_reset_never_gives_negative_energy(
     seconds = _history(server_uri, run_id, schema.EPOCH_SECONDS)
     cum = _history(server_uri, run_id, schema.CUM_ENERGY_KWH)
     assert all(v >= 0 for v in gpu)
-    assert all(b >= a for a, b in zip(cum, cum[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(cum))
     for kwh, s in zip(gpu, seconds, strict=True):
         # never more than the power drawn; at most the epoch of the reset loses a little
         assert kwh <= GPU_WATTS * s / 3.6e6 * 1.02
