@@ -12,6 +12,7 @@ with ``perf_counter``; one client, then 20 concurrent clients (threads, one alia
 Blocks alternate plain/gated and repeat, so load on the shared machine hits both alike.
 
     python benchmarks/gate_latency.py [--quick] [--requests N] [--rounds R] [--no-postgres]
+    python benchmarks/gate_latency.py --profile   # where the gate's time goes, in-process
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, percentile, print_report  # noqa: E402
+from _common import Row, percentile, print_report
 
 BENCH = "gate latency"
 MODEL = "bench-gated"
@@ -183,6 +184,75 @@ def _backend_rows(label: str, backend_uri: str, workdir: Path, *, rounds: int, r
     return rows
 
 
+def profile_in_process(requests_n: int = 50) -> list[str]:
+    """Where the gate's time goes: MLflow's Flask app in this process (Flask test client), the
+    same requests before and after the gate's hooks are installed, and a cProfile of the gated
+    ones. No HTTP server, so the figures isolate the handler and the gate."""
+    import cProfile
+    import io
+    import pstats
+
+    from mlflow.server import (
+        ARTIFACT_ROOT_ENV_VAR,
+        BACKEND_STORE_URI_ENV_VAR,
+        REGISTRY_STORE_URI_ENV_VAR,
+    )
+
+    workdir = Path(tempfile.mkdtemp(prefix="mlflow-green-bench-gate-prof-"))
+    try:
+        uri = f"sqlite:///{workdir / 'prof.db'}"
+        versions = _seed(uri)
+        os.environ[BACKEND_STORE_URI_ENV_VAR] = uri
+        os.environ[REGISTRY_STORE_URI_ENV_VAR] = uri
+        os.environ[ARTIFACT_ROOT_ENV_VAR] = str(workdir / "artifacts")
+        from mlflow.server import app
+
+        from mlflow_green.registry._gate import Gate
+
+        client = app.test_client()
+        body = {"name": MODEL, "alias": "prof", "version": versions["within"]}
+
+        def timed(n: int, profiler: cProfile.Profile | None = None) -> list[float]:
+            out = []
+            for _ in range(n):
+                if profiler is not None:
+                    profiler.enable()
+                t0 = time.perf_counter()
+                resp = client.post(ALIAS_PATH, json=body)
+                out.append((time.perf_counter() - t0) * 1000)
+                if profiler is not None:
+                    profiler.disable()
+                if resp.status_code != 200:
+                    raise RuntimeError(f"alias set answered {resp.status_code}: {resp.get_data(as_text=True)[:300]}")
+            return out
+
+        # Flask takes hooks only before the first request: install, then switch the gate's
+        # two hooks off for the plain phase and back on for the gated one.
+        before = list(app.before_request_funcs.get(None, []))
+        after = list(app.after_request_funcs.get(None, []))
+        Gate.from_env().install(app)
+        gate_before = [f for f in app.before_request_funcs[None] if f not in before]
+        gate_after = [f for f in app.after_request_funcs[None] if f not in after]
+        app.before_request_funcs[None] = before
+        app.after_request_funcs[None] = after
+        timed(5)
+        plain = timed(requests_n)
+        app.before_request_funcs[None] = before + gate_before
+        app.after_request_funcs[None] = after + gate_after
+        timed(5)
+        profiler = cProfile.Profile()
+        gated = timed(requests_n, profiler)
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats("cumulative").print_stats(30)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return [
+        f"in-process (Flask test client, SQLite), {requests_n} alias sets: plain p50 "
+        f"{percentile(plain, 50):.2f} ms, gated p50 {percentile(gated, 50):.2f} ms",
+        buf.getvalue(),
+    ]
+
+
 def run(*, rounds: int, requests_1: int, per_client_20: int, postgres: bool) -> tuple[list[Row], list[str]]:
     from tests._servers import create_postgres_database, drop_postgres_database, postgres_available
 
@@ -218,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=None, help="single-client requests per block")
     parser.add_argument("--per-client", type=int, default=None, help="requests per client in the 20-client blocks")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="only: profile the gate in-process")
     args = parser.parse_args(argv)
+    if args.profile:
+        print("\n".join(profile_in_process()))
+        return 0
     rounds = args.rounds or (1 if args.quick else 2)
     requests_1 = args.requests or (10 if args.quick else 100)
     per_client = args.per_client or (2 if args.quick else 5)

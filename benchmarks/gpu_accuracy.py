@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, print_report  # noqa: E402
+from _common import Row, print_report
 
 BENCH = "gpu accuracy"
 _J_PER_KWH = 3.6e6

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE_DIR, Row, print_report  # noqa: E402
+from _common import CACHE_DIR, Row, print_report
 
 BENCH = "leaderboard"
 EXPERIMENT = "leaderboard-bench"
@@ -38,7 +38,13 @@ SCHEMA_VERSION = 1  # bump when the generated content changes, so old cache file
 
 def _build_store(db: Path, runs: int) -> None:
     """Write ``runs`` finished green runs into a new SQLite store at ``db``."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
+    )
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy import insert
 

@@ -25,6 +25,7 @@ The figure is the median over rounds of each round's ratio to the baseline of th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, bench_env, median, print_report  # noqa: E402
+from _common import Row, bench_env, median, print_report
 
 VARIANTS = ("mlflow", "mlflow_green", "codecarbon", "mlflow_sysmetrics")
 BENCH = "overhead"
@@ -141,7 +142,7 @@ def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: 
     else:
         raise SystemExit(f"unknown variant {variant!r}")
     t_run1 = time.perf_counter()
-    epoch_s = [b - a for a, b in zip(tops, tops[1:])]
+    epoch_s = [b - a for a, b in itertools.pairwise(tops)]
     return {
         "variant": variant,
         "loop_s": tops[-1] - tops[0],

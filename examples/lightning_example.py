@@ -1,6 +1,6 @@
 """A Lightning ``Trainer.fit`` measured by ``mlflow_green.autolog()``.
 
-    python examples/lightning_example.py           # 5 epochs, about 20 s on a laptop CPU
+    python examples/lightning_example.py           # 5 epochs, under 2 minutes on a CPU
     python examples/lightning_example.py --quick   # 2 tiny epochs (the test suite's mode)
 
 autolog adds a thin callback to every ``Trainer.fit``: each training epoch is a measured
@@ -56,7 +56,7 @@ class Classifier(L.LightningModule):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=8_000)
     parser.add_argument("--experiment", default="mlflow-green-examples")
     parser.add_argument("--quick", action="store_true", help="2 epochs on 1,000 samples")
     args = parser.parse_args(argv)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from lightning.pytorch.loggers import MLFlowLogger
 
     L.seed_everything(0, verbose=False)
-    train = DataLoader(make_data(args.samples, 0), batch_size=64, shuffle=True)
+    train = DataLoader(make_data(args.samples, 0), batch_size=128, shuffle=True)
     val = DataLoader(make_data(args.samples // 5, 1), batch_size=256)
 
     mlflow_green.autolog()

@@ -1,6 +1,6 @@
 """A plain PyTorch training loop measured epoch by epoch with ``mlflow_green.epochs(n)``.
 
-    python examples/plain_pytorch.py                 # 8 epochs, about 20 s on a laptop CPU
+    python examples/plain_pytorch.py                 # 5 epochs, under 2 minutes on a CPU
     python examples/plain_pytorch.py --quick         # 2 tiny epochs (the test suite's mode)
 
 Each iteration of ``mlflow_green.epochs(n)`` is one measured window; its ``green/`` metrics
@@ -35,8 +35,8 @@ def make_data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--experiment", default="mlflow-green-examples")
     parser.add_argument("--run-name", default="plain-pytorch")

@@ -42,7 +42,7 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         self._pending = False
         self._expect_eval = False
 
-    def _guard(self, what: str, fn: Callable[[GreenTracker], None]) -> None:
+    def _guard(self, what: str, fn: Callable[[GreenTracker], object]) -> None:
         """Run a step on the tracker; a failure stops measuring, never the training."""
         tracker = self.tracker
         if tracker is None:
@@ -68,7 +68,7 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         )
         self._pending = False
         self._expect_eval = _strategy(getattr(args, "eval_strategy", "no")) == "epoch"
-        self._guard("starting the measurement", lambda t: t.start() and None)
+        self._guard("starting the measurement", lambda t: t.start())
         return control
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,8 @@ One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event
 - ``{"kind": "epoch", "step": i, "timestamp_ms": t, "metrics": {...}}`` — one epoch's batch;
 - ``{"kind": "ack", "steps": [...]}`` — steps MLflow acknowledged;
 - ``{"kind": "tags", "tags": {...}}`` — provenance tags (the latest value of a key wins);
-- ``{"kind": "end", "status": ..., "report": {...}}`` — the run finished; its report.
+- ``{"kind": "end", "status": ..., "report": {...}}`` — the run finished; its report;
+- ``{"kind": "done"}`` — everything (epochs, tags, report) is known to be in MLflow.
 
 Every append is flushed and fsynced, so a killed process loses at most the epoch in
 progress. A torn last line (killed mid-write) is skipped on reading.
@@ -109,6 +110,10 @@ class Journal:
     def end(self, status: str, report: dict[str, Any] | None = None) -> None:
         self._append({"kind": "end", "status": status, "report": report})
 
+    def done(self) -> None:
+        """Everything reached MLflow: ``recover`` without a run id skips this journal."""
+        self._append({"kind": "done"})
+
     def close(self) -> None:
         with self._lock:
             if not self._file.closed:
@@ -129,6 +134,7 @@ class JournalState:
     ended: bool = False
     status: str | None = None
     report: dict[str, Any] | None = None
+    done: bool = False
     skipped_lines: int = 0
 
     @property
@@ -169,6 +175,8 @@ def read_journal(path: Path) -> JournalState:
                 state.ended = True
                 state.status = event.get("status")
                 state.report = event.get("report")
+            elif kind == "done":
+                state.done = True
     return state
 
 

@@ -30,7 +30,7 @@ class GreenLightningCallbackMixin:
         self.config = config.with_options(**options) if options else config
         self.tracker: GreenTracker | None = None
 
-    def _guard(self, what: str, fn: Callable[[GreenTracker], None]) -> None:
+    def _guard(self, what: str, fn: Callable[[GreenTracker], object]) -> None:
         """Run a step on the tracker; a failure stops measuring, never the training."""
         tracker = self.tracker
         if tracker is None:
@@ -57,7 +57,7 @@ class GreenLightningCallbackMixin:
             read_run_accuracy=False,
             auto_begin=False,
         )
-        self._guard("starting the measurement", lambda t: t.start() and None)
+        self._guard("starting the measurement", lambda t: t.start())
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._guard("opening an epoch", lambda t: t.begin_epoch())
@@ -103,7 +103,7 @@ def green_callback_class(flavor: str) -> type:
     if flavor == "lightning":
         from lightning.pytorch.callbacks import Callback
     elif flavor == "pytorch_lightning":
-        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef]
+        from pytorch_lightning.callbacks import Callback  # type: ignore[no-redef,assignment]
     else:
         raise ValueError(f"unknown Lightning flavour {flavor!r}")
     return type(

@@ -59,7 +59,7 @@ def recover(
     transport: Transport | None = None,
     timeout_s: float = 10.0,
 ) -> list[RecoverResult]:
-    """Replay every journal (or the one of ``run_id``) into MLflow.
+    """Replay every journal not marked done (or the one of ``run_id``) into MLflow.
 
     ``tracking_uri`` overrides the URI recorded in the journal (e.g. the server moved).
     A run whose store cannot be reached gets ``error`` set; the others are still recovered.
@@ -73,7 +73,8 @@ def recover(
             raise ConfigError(f"no journal for run {run_id} in {path.parent}; check MLFLOW_GREEN_JOURNAL_DIR")
         paths = [path]
     else:
-        paths = list_journals(journal_dir)
+        # Journals of runs that finished with everything delivered need no look.
+        paths = [p for p in list_journals(journal_dir) if not read_journal(p).done]
     return [_recover_one(p, tracking_uri, transport, timeout_s) for p in paths]
 
 
@@ -124,6 +125,8 @@ def _recover_one(
         journal = Journal(path)
         try:
             journal.ack(sorted(sent) + done)
+            if state.ended:
+                journal.done()
         finally:
             journal.close()
     except Exception as exc:

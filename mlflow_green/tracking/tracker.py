@@ -112,7 +112,12 @@ class GreenTracker:
         **options: Any,
     ) -> None:
         if total_epochs is not None:
-            if isinstance(total_epochs, bool) or int(total_epochs) != total_epochs or total_epochs < 1:
+            if (
+                isinstance(total_epochs, bool)
+                or not isinstance(total_epochs, (int, float))
+                or total_epochs != int(total_epochs)
+                or total_epochs < 1
+            ):
                 raise ConfigError(f"total_epochs={total_epochs!r} must be a whole number >= 1")
             total_epochs = int(total_epochs)
         self.config = _config_from(config, options)
@@ -585,14 +590,21 @@ class GreenTracker:
         assert self._logger is not None
         finished = self._logger.close(timeout_s=30.0)
         unsent = self._logger.unsent_steps
+        report_sent = not self.config.report
         if self.config.report and self._logger.reachable and finished:
             try:
                 with _short_http(timeout_s=30):
                     _report.log_report_artifacts(self.tracking_uri or "", self.run_id or "", report)
+                report_sent = True
             except Exception as exc:
                 if _settings.strict() and not _looks_network(exc):
                     raise
                 _log.warning("mlflow_green: report artifacts not logged (%s)", exc)
+        if finished and report_sent and not unsent and not self._logger.unsent_tags and self._journal:
+            try:
+                self._journal.done()
+            except (OSError, ValueError):
+                _log.debug("journal done failed", exc_info=True)
         if unsent or not finished:
             _log.warning(
                 "mlflow_green: %d epoch(s) of run %s did not reach MLflow; they are journaled in %s — "
@@ -619,8 +631,10 @@ class GreenTracker:
                     if _settings.strict() and not _looks_network(exc):
                         raise
                     _log.warning("mlflow_green: could not end run %s (%s)", self.run_id, exc)
-                    while mlflow.active_run() is not None and mlflow.active_run().info.run_id == self.run_id:
+                    current = mlflow.active_run()
+                    while current is not None and current.info.run_id == self.run_id:
                         _pop_active_run()
+                        current = mlflow.active_run()
         if not self.config.silent and self.records:
             print(_report.summary_text(report), flush=True)
         if errors and _settings.strict():
@@ -728,13 +742,17 @@ class Epochs:
 
     def _gen(self) -> Iterator[int]:
         tracker = self.tracker
+        def close_epoch() -> bool:
+            tracker.epoch_end()
+            return True
+
         measuring = guarded("starting the measurement", lambda: bool(tracker.start()), False)
         completed = False
         try:
             for epoch in range(self.n):
                 yield epoch
                 if measuring:
-                    measuring = guarded("closing an epoch", lambda: tracker.epoch_end() or True, False)
+                    measuring = guarded("closing an epoch", close_epoch, False)
                     if not measuring:
                         abandon(tracker)
                 if tracker.should_stop:

@@ -68,7 +68,7 @@ def test_server_killed_mid_run_then_recover(mlflow_server: MlflowServer, server_
     # close() gave up quickly and left steps 2..4 in the journal, unacknowledged.
     state = read_journal(journal_path(run_id))
     assert sorted(state.epochs) == [0, 1, 2, 3, 4]
-    assert state.pending_steps == [2, 3, 4]
+    assert state.pending_steps == [2, 3, 4] and not state.done
 
     mlflow_server.restart()
     first = recover(run_id)
@@ -84,4 +84,5 @@ def test_server_killed_mid_run_then_recover(mlflow_server: MlflowServer, server_
         assert steps == sorted(set(steps)), f"{key} has a duplicated step"
     tags = client.get_run(run_id).data.tags
     assert tags[schema.TAG_METHOD_GPU] == "simulated"
-    assert read_journal(journal_path(run_id)).pending_steps == []
+    final = read_journal(journal_path(run_id))
+    assert final.pending_steps == [] and final.done

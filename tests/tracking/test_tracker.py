@@ -73,6 +73,8 @@ def test_epochs_iterator_logs_every_epoch(mlflow_local: str, capsys: pytest.Capt
     # The journal has every step, acknowledged.
     state = read_journal(journal_path(run_id))
     assert state.pending_steps == [] and sorted(state.epochs) == [0, 1, 2] and state.ended
+    assert state.done, "all delivered: recover without a run id skips this journal"
+    assert mlflow_green.recover() == []
 
 
 def test_accuracy_read_back_from_the_run(mlflow_local: str) -> None:
@@ -176,6 +178,9 @@ def test_disabled_by_environment(mlflow_local: str, monkeypatch: pytest.MonkeyPa
         ({"log_every_n_epochs": 0}, "log_every_n_epochs"),
         ({"intensity": "lots"}, "intensity"),
         ({"colour": "green"}, "unknown option"),
+        ({"total_epochs": 0}, "total_epochs"),
+        ({"total_epochs": "ten"}, "total_epochs"),
+        ({"total_epochs": 2.5}, "total_epochs"),
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, object], message: str) -> None:
