@@ -62,7 +62,7 @@ def parse_float(raw: object, what: str, *, minimum: float | None = None) -> floa
     """Parse a finite float, naming ``what`` in the error."""
     try:
         value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{what}={raw!r} is not a number") from None
     if not math.isfinite(value):
         raise ConfigError(f"{what}={raw!r} must be a finite number")

@@ -139,6 +139,10 @@ class EnergyMeter:
                 wrap_period_s=float(getattr(sampler, "wrap_period_s", 0.0) or 0.0),
                 standing_notes=tuple(getattr(sampler, "notes", ())),
             )
+            problem = getattr(sampler, "problem", None)
+            if problem:
+                _logger.warning("mlflow_green: %s", problem)
+                self._problems.append(str(problem))
 
     @classmethod
     def from_spec(

@@ -166,6 +166,16 @@ def resolve_location(
     country's sub-national table. ``cloud_region`` alone may be ``"aws:eu-north-1"`` or
     ``"aws/eu-north-1"``.
     """
+    for what, value in (
+        ("country", country),
+        ("region", region),
+        ("cloud_provider", cloud_provider),
+        ("cloud_region", cloud_region),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"{what}={value!r} must be a string such as 'FRA', 'california', 'aws' or 'eu-west-1'"
+            )
     if not any((country, region, cloud_provider, cloud_region)) and use_env:
         country = _settings.env_str(_settings.ENV_COUNTRY)
         region = _settings.env_str(_settings.ENV_REGION)

@@ -82,7 +82,12 @@ def resolve_pue(value: float | str | None = None) -> float:
         try:
             number = float(value)
         except ValueError:
-            return pue_info(value).pue
+            try:
+                return pue_info(value).pue
+            except ConfigError as exc:
+                if what == "pue":
+                    raise
+                raise ConfigError(f"{what}: {exc}") from None
         value_f = _settings.parse_float(number, what)
         return _validate(value_f, value, what)
     return _validate(_settings.parse_float(value, what), value, what)

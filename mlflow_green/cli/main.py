@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 a negative answer, 2 usage or connection)."""
     from mlflow_green.errors import GreenError
 
+    # MLflow's INFO lines (store creation, migrations) would bury the one line a user needs.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         command = _selected_command(argv)

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     fail_fast_http()
     from mlflow_green.registry import api
 
+    # A bad policy file is the user's to fix: say so before touching any store.
+    args.policy = api._policy(args.policy)
     client = api._client(None, args.tracking_uri)
     try:
         verdict = api.promote(

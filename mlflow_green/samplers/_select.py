@@ -84,24 +84,27 @@ def _auto_gpu(gpu_indices: Sequence[int] | None) -> tuple[Sampler, str]:
     from mlflow_green.samplers.amd import AmdGpuSampler, amd_is_available
     from mlflow_green.samplers.nvml import NvmlGpuSampler, nvml_is_available
 
+    failures: list[str] = []
     nv_ok, nv_why = nvml_is_available()
     if nv_ok:
         try:
             return NvmlGpuSampler(gpu_indices), nv_why
         except SamplerUnavailable as exc:
-            if gpu_indices is not None:
+            if gpu_indices is not None or _settings.strict():
                 raise  # an explicit ordinal that does not exist is the caller's to fix
             nv_why = str(exc)
+            failures.append(f"gpu: NVML sees a GPU but it could not be opened ({nv_why})")
     amd_ok, amd_why = amd_is_available()
     if amd_ok:
         try:
             return AmdGpuSampler(gpu_indices), amd_why
         except SamplerUnavailable as exc:
-            if gpu_indices is not None:
+            if gpu_indices is not None or _settings.strict():
                 raise
             amd_why = str(exc)
+            failures.append(f"gpu: AMD SMI sees a GPU but it could not be opened ({amd_why})")
     reason = f"NVML: {nv_why}; AMD SMI: {amd_why}"
-    return NullSampler("gpu", reason), reason
+    return NullSampler("gpu", reason, problem="; ".join(failures) or None), reason
 
 
 def _auto_host(component: Component) -> tuple[Sampler, str]:

@@ -10,9 +10,12 @@ __all__ = ["NullSampler"]
 class NullSampler:
     """Measures nothing; ``reason`` says why the component is not measured."""
 
-    def __init__(self, component: Component, reason: str = "") -> None:
+    def __init__(self, component: Component, reason: str = "", *, problem: str | None = None) -> None:
         self.component: Component = component
         self.reason = reason
+        # Set when the hardware is there but could not be opened: the meter then reports the
+        # run as degraded instead of letting a missing component pass for a measured zero.
+        self.problem = problem
         self.description = f"not measured: {reason}" if reason else "not measured"
 
     @property
