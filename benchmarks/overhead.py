@@ -15,7 +15,10 @@ Three times per trial, measured inside the worker with ``perf_counter`` (imports
   one's — n-1 whole epochs with every per-epoch hook of the variant;
 - ``run``: from before the run is opened to after everything is finished (end_run, tracker
   stop/close, report artifacts);
-- ``process``: the whole process, from the parent (interpreter start and imports included).
+- ``process``: the whole process, from the parent (interpreter start and imports included);
+
+and the CPU time of the worker (all its threads) over the same steady-state epochs, a figure
+less disturbed than wall time when other work shares the machine.
 
 The figure is the median over rounds of each round's ratio to the baseline of that round.
 
@@ -97,17 +100,20 @@ def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: 
     mlflow.set_tracking_uri(store)
     mlflow.set_experiment("overhead")
     tops: list[float] = []
+    cpu_tops: list[float] = []
     t_run0 = time.perf_counter()
     if variant == "mlflow":
         with mlflow.start_run():
             for epoch in range(epochs):
                 tops.append(time.perf_counter())
+                cpu_tops.append(time.process_time())
                 train_epoch()
                 mlflow.log_metric("val_acc", evaluate(), step=epoch)
     elif variant == "mlflow_sysmetrics":
         with mlflow.start_run(log_system_metrics=True):
             for epoch in range(epochs):
                 tops.append(time.perf_counter())
+                cpu_tops.append(time.process_time())
                 train_epoch()
                 mlflow.log_metric("val_acc", evaluate(), step=epoch)
     elif variant == "mlflow_green":
@@ -117,6 +123,7 @@ def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: 
         with mlflow.start_run():
             for epoch in mlflow_green.epochs(epochs):
                 tops.append(time.perf_counter())
+                cpu_tops.append(time.process_time())
                 train_epoch()
                 mlflow.log_metric("val_acc", evaluate(), step=epoch)
     elif variant == "codecarbon":
@@ -134,6 +141,7 @@ def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: 
         with mlflow.start_run():
             for epoch in range(epochs):
                 tops.append(time.perf_counter())
+                cpu_tops.append(time.process_time())
                 tracker.start_task(f"epoch-{epoch}")
                 train_epoch()
                 tracker.stop_task()
@@ -146,6 +154,7 @@ def _worker(variant: str, epochs: int, store: str, workdir: str, train_samples: 
     return {
         "variant": variant,
         "loop_s": tops[-1] - tops[0],
+        "loop_cpu_s": cpu_tops[-1] - cpu_tops[0],
         "run_s": t_run1 - t_run0,
         "epoch_median_s": median(epoch_s),
         "epochs": epochs,
@@ -229,7 +238,9 @@ def run(*, rounds: int, epochs: int, train_samples: int = TRAIN_SAMPLES) -> tupl
 
 def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], list[str]]:
     by_round = [{res["variant"]: res for res in rnd} for rnd in results]
-    ratios: dict[str, dict[str, list[float]]] = {v: {"loop_s": [], "run_s": [], "process_s": []} for v in VARIANTS}
+    ratios: dict[str, dict[str, list[float]]] = {
+        v: {"loop_s": [], "loop_cpu_s": [], "run_s": [], "process_s": []} for v in VARIANTS
+    }
     for rnd in by_round:
         base = rnd["mlflow"]
         for v in VARIANTS:
@@ -264,7 +275,11 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
     )
     for v, label in (("codecarbon", "CodeCarbon"), ("mlflow_sysmetrics", "MLflow system metrics")):
         rows.append(Row(BENCH, f"{label} / mlflow, training loop", med[v]["loop_s"], "x"))
-    for key, label in (("run_s", "whole run (setup+loop+finish)"), ("process_s", "whole process")):
+    for key, label in (
+        ("loop_cpu_s", "training loop CPU time (all threads)"),
+        ("run_s", "whole run (setup+loop+finish)"),
+        ("process_s", "whole process"),
+    ):
         for v, name in (
             ("mlflow_green", "mlflow_green"),
             ("codecarbon", "CodeCarbon"),

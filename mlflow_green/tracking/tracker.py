@@ -140,6 +140,8 @@ class GreenTracker:
         self._window_name = ""
         self._accuracy: float | None = None
         self._accuracy_key: str | None = None
+        # True when the accuracy was given during the current epoch (not read back from the run).
+        self._accuracy_fresh = False
         self._warned: set[str] = set()
         self._problems: list[str] = []
         self._pending_batch: list[EpochRecord] = []
@@ -350,6 +352,7 @@ class GreenTracker:
         except (TypeError, ValueError):
             raise ConfigError(f"accuracy={value!r} is not a number") from None
         self._accuracy = number
+        self._accuracy_fresh = True
         if name:
             self._accuracy_key = name
 
@@ -380,8 +383,9 @@ class GreenTracker:
             picked = self.config.pick_accuracy(user_metrics)
             if picked is not None:
                 self.log_accuracy(picked[1], name=picked[0])
-            elif self._read_run_accuracy and self.is_logging:
+            elif self._read_run_accuracy and self.is_logging and not self._accuracy_fresh:
                 self._accuracy_from_run()
+        self._accuracy_fresh = False
         record = self._close_window(user_metrics)
         if self._auto_begin and not self.should_stop:
             self.begin_epoch()

@@ -4,6 +4,7 @@ server on the local PostgreSQL (the compose file's wiring, without a Docker engi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -188,3 +189,15 @@ def test_entrypoint_serves_the_gate_on_postgres(gated_server: str) -> None:
         {"name": "clf", "version": v, "key": "green.gate.verdict", "value": "pass"},
     )
     assert forged.status_code == 403, forged.text
+
+
+def test_every_variable_the_entrypoint_reads_is_documented() -> None:
+    script = ENTRYPOINT.read_text()
+    # Variables taken from the environment are the ones read with a default or a test.
+    read = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):[-+=?]", script))
+    internal = {"MLFLOW_GREEN_WAIT_URI", "MLFLOW_GREEN_WAIT_SECONDS"}  # set by the script itself
+    documented = (REPO / "docker" / "README.md").read_text()
+    header = script.split("set -eu", 1)[0]
+    for name in sorted(read - internal):
+        assert f"`{name}`" in documented, f"docker/README.md does not document {name}"
+        assert name in header, f"the entrypoint's header comment does not list {name}"

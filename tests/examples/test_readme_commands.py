@@ -126,3 +126,16 @@ def test_runnable_blocks(tmp_path: Path) -> None:
     # `promote --summary-md` wrote the CI job summary table of a passing verdict.
     summary = (tmp_path / "summary.md").read_text()
     assert "quickstart-model" in summary and "pass" in summary
+
+
+def test_configuration_table_lists_every_environment_variable() -> None:
+    """Every MLFLOW_GREEN_* variable the package reads, and the contract's, is in the table."""
+    text = README.read_text()
+    table = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    used: set[str] = {"ELECTRICITYMAPS_API_TOKEN"}
+    for path in (REPO / "mlflow_green").rglob("*.py"):
+        used |= set(re.findall(r"\bMLFLOW_GREEN_[A-Z][A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+    for test_file in (REPO / "tests").glob("conftest.py"):
+        used |= set(re.findall(r"\bMLFLOW_GREEN_TEST_[A-Z0-9_]+\b", test_file.read_text()))
+    missing = sorted(name for name in used if f"`{name}" not in table)
+    assert not missing, f"README.md's configuration table lacks {missing}"

@@ -241,9 +241,11 @@ def test_copy_model_version_into_a_gated_model(gated: Gated, tally: Tally) -> No
     dst, _ = gated.model({BUDGET_TAG: "1"}, 0.5)
     before = gated.versions(dst)
     tally.bypass("copy_model_version of a 5 kg version into a 1 kg model")
-    with pytest.raises(MlflowException) as info:
+    # MLflow's client reports the server's 403 as its own INTERNAL_ERROR ("Failed to create
+    # model version copy"); what matters is that no version was created.
+    with pytest.raises(MlflowException):
         gated.client.copy_model_version(f"models:/{src}/{heavy}", dst)
-    assert info.value.error_code == "PERMISSION_DENIED"
+    assert gated.versions(dst) == before
     for source in (f"MODELS:/{src}/{heavy}", f"models:/{src}/{heavy}/", f" models:/{src}/{heavy}", f"models:///{src}/{heavy}"):
         tally.bypass(f"model-versions/create with source {source!r}")
         resp = requests.post(
@@ -331,28 +333,39 @@ def test_gate_evidence_cannot_be_deleted_or_planted_at_creation(gated: Gated, ta
 # -- budgets loosened -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("what", "key", "value"),
-    [
-        ("raise", BUDGET_TAG, "100"),
-        ("raise-exponent", BUDGET_TAG, "1e9"),
-        ("raise-padded", BUDGET_TAG, " 100 "),
-        ("raise-upper-case-key", "GREEN.BUDGET.TOTAL_CO2EQ_KG", "100"),
-        ("scoped-higher-budget", "green.budget.champion.total_co2eq_kg", "100"),
-        ("scoped-upper-case", "green.budget.CHAMPION.total_co2eq_kg", "100"),
-        ("malformed-inf", BUDGET_TAG, "inf"),
-        ("malformed-unit", BUDGET_TAG, "100kg"),
-    ],
-)
-def test_budget_cannot_be_loosened(gated: Gated, what: str, key: str, value: str, tally: Tally) -> None:
+LOOSENING: list[tuple[str, list[tuple[str, str]]]] = [
+    ("raise", [(BUDGET_TAG, "100")]),
+    ("raise-exponent", [(BUDGET_TAG, "1e9")]),
+    ("raise-padded", [(BUDGET_TAG, " 100 ")]),
+    ("raise-upper-case-key", [("GREEN.BUDGET.TOTAL_CO2EQ_KG", "100")]),
+    ("scoped-higher-budget", [("green.budget.champion.total_co2eq_kg", "100")]),
+    ("scoped-upper-case", [("green.budget.CHAMPION.total_co2eq_kg", "100")]),
+    # A malformed value is allowed (it fails every check: stricter); it must not be a stepping
+    # stone to a higher valid one.
+    ("via-malformed-inf", [(BUDGET_TAG, "inf"), (BUDGET_TAG, "100")]),
+    ("via-malformed-unit", [(BUDGET_TAG, "100kg"), (BUDGET_TAG, "100")]),
+    ("via-empty", [(BUDGET_TAG, ""), (BUDGET_TAG, "100")]),
+    ("via-upper-case-then-delete", [("GREEN.BUDGET.TOTAL_CO2EQ_KG", "1"), ("delete", BUDGET_TAG), ("GREEN.BUDGET.TOTAL_CO2EQ_KG", "100")]),
+]
+
+
+@pytest.mark.parametrize(("what", "steps"), LOOSENING, ids=[c[0] for c in LOOSENING])
+def test_budget_cannot_be_loosened(gated: Gated, what: str, steps: list[tuple[str, str]], tally: Tally) -> None:
+    from mlflow_green.registry import api
+
     name, (bad,) = gated.model({BUDGET_TAG: "1"}, 5.0)
-    tally.bypass(f"loosen the budget: {what} ({key}={value!r})")
-    resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/set-tag", json={"name": name, "key": key, "value": value}, timeout=60)
-    _not_5xx(resp)
-    assert gated.model_tags(name)[BUDGET_TAG] == "1"
-    resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/alias", json={"name": name, "alias": "champion", "version": bad}, timeout=60)
-    assert resp.status_code == 403, (what, resp.text)
+    tally.bypass(f"loosen the budget: {what}")
+    base = f"{gated.url}/api/2.0/mlflow/registered-models"
+    for key, value in steps:
+        if key == "delete":
+            resp = requests.delete(f"{base}/delete-tag", json={"name": name, "key": value}, timeout=60)
+        else:
+            resp = requests.post(f"{base}/set-tag", json={"name": name, "key": key, "value": value}, timeout=60)
+        _not_5xx(resp)
+    resp = requests.post(f"{base}/alias", json={"name": name, "alias": "champion", "version": bad}, timeout=60)
+    assert resp.status_code == 403, (what, gated.model_tags(name), resp.text)
     assert "champion" not in gated.aliases(name)
+    assert not api.evaluate(name, bad, alias="champion", client=gated.client).passed
 
 
 @pytest.mark.parametrize("key", [BUDGET_TAG, "Green.Budget.Total_CO2eq_kg"])

@@ -92,6 +92,19 @@ def test_accuracy_read_back_from_the_run(mlflow_local: str) -> None:
     assert client.get_run(run.info.run_id).data.tags[schema.TAG_ACCURACY_METRIC] == "val_accuracy"
 
 
+def test_reported_accuracy_wins_over_a_logged_metric(mlflow_local: str) -> None:
+    import mlflow
+
+    with mlflow.start_run() as run:
+        for _ in mlflow_green.epochs(1, sampler="simulated:100", silent=True, intensity=300):
+            mlflow.log_metric("accuracy", 0.1, step=0)
+            mlflow_green.report_accuracy(0.75)
+    client = mlflow.MlflowClient()
+    ((_, per_kg),) = history(client, run.info.run_id, schema.ACCURACY_PER_KG)
+    ((_, cum),) = history(client, run.info.run_id, schema.CUM_TOTAL_CO2EQ_KG)
+    assert math.isclose(per_kg, 0.75 / cum, rel_tol=1e-12)
+
+
 def test_green_tracker_explicit_epochs(mlflow_local: str) -> None:
     import mlflow
 
