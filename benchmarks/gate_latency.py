@@ -8,8 +8,9 @@ timing, the gated server is checked to refuse an over-budget version (HTTP 403) 
 the within-budget one, so the timed requests do go through an evaluation.
 
 Timed: raw ``POST /api/2.0/mlflow/registered-models/alias`` requests, measured on the client
-with ``perf_counter``; one client, then 20 concurrent clients (threads, one alias each).
-Blocks alternate plain/gated and repeat, so load on the shared machine hits both alike.
+with ``perf_counter``. One client: requests alternate plain/gated one by one. Then 20
+concurrent clients (threads, one alias each) in blocks that alternate plain/gated by round.
+Either way load from elsewhere on a shared machine hits both servers alike.
 
     python benchmarks/gate_latency.py [--quick] [--requests N] [--rounds R] [--no-postgres]
     python benchmarks/gate_latency.py --profile   # where the gate's time goes, in-process
@@ -114,6 +115,26 @@ def _block(url: str, version: str, clients: int, per_client: int) -> tuple[list[
     return [ms for r in results for ms in r[0]], sum(r[1] for r in results)
 
 
+def _alternating(urls: dict[str, str], version: str, n: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """One client, request by request A/B/A/B across the servers (drift hits both alike)."""
+    import requests
+
+    sessions = {kind: requests.Session() for kind in urls}
+    for kind, url in urls.items():
+        _post_alias(sessions[kind], url, "bench-0", version)  # open the connection, untimed
+    out: dict[str, list[float]] = {kind: [] for kind in urls}
+    errors = dict.fromkeys(urls, 0)
+    kinds = list(urls)
+    for i in range(n):
+        for kind in kinds if i % 2 == 0 else kinds[::-1]:
+            ms, status = _post_alias(sessions[kind], urls[kind], "bench-0", version)
+            out[kind].append(ms)
+            errors[kind] += status != 200
+    for session in sessions.values():
+        session.close()
+    return out, errors
+
+
 def _sanity(gated_url: str, plain_url: str, versions: dict[str, str]) -> None:
     import requests
 
@@ -158,13 +179,16 @@ def _backend_rows(label: str, backend_uri: str, workdir: Path, *, rounds: int, r
         _sanity(servers["gated"].url, servers["plain"].url, versions)
         lat: dict[tuple[str, int], list[float]] = {}
         errs: dict[tuple[str, int], int] = {}
+        urls = {kind: servers[kind].url for kind in ("plain", "gated")}
         for r in range(rounds):
-            order = ("plain", "gated") if r % 2 == 0 else ("gated", "plain")
-            for clients, per_client in ((1, requests_1), (CONCURRENT, per_client_20)):
-                for kind in order:
-                    ms, bad = _block(servers[kind].url, versions["within"], clients, per_client)
-                    lat.setdefault((kind, clients), []).extend(ms)
-                    errs[(kind, clients)] = errs.get((kind, clients), 0) + bad
+            single, bad = _alternating(urls, versions["within"], requests_1)
+            for kind, ms in single.items():
+                lat.setdefault((kind, 1), []).extend(ms)
+                errs[(kind, 1)] = errs.get((kind, 1), 0) + bad[kind]
+            for kind in ("plain", "gated") if r % 2 == 0 else ("gated", "plain"):
+                ms, bad = _block(urls[kind], versions["within"], CONCURRENT, per_client_20)
+                lat.setdefault((kind, CONCURRENT), []).extend(ms)
+                errs[(kind, CONCURRENT)] = errs.get((kind, CONCURRENT), 0) + bad
     finally:
         for server in servers.values():
             server.stop()

@@ -248,8 +248,12 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
                 ratios[v][key].append(rnd[v][key] / base[key])
     med = {v: {k: median(vals) for k, vals in ratios[v].items()} for v in VARIANTS}
     base_epoch = median(rnd["mlflow"]["epoch_median_s"] for rnd in by_round)
+    base_loops = [rnd["mlflow"]["loop_s"] for rnd in by_round]
     rows: list[Row] = [
         Row(BENCH, "baseline epoch time (MLflow only, median)", base_epoch, "s"),
+        # How much the same baseline moved between rounds: a ratio closer to 1 than this
+        # spread is below what this machine can resolve.
+        Row(BENCH, "baseline loop time spread across rounds (max/min)", max(base_loops) / min(base_loops), "x"),
     ]
     peers_loop = min(med["codecarbon"]["loop_s"], med["mlflow_sysmetrics"]["loop_s"])
     spread = ratios["mlflow_green"]["loop_s"]

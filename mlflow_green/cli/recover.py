@@ -10,7 +10,12 @@ from mlflow_green.cli._common import add_json_flag, emit
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", dest="run_id", help="recover this run only (default: every journal)")
+    parser.add_argument(
+        "--run-id",
+        dest="run_id",
+        help="recover this run only: its MLflow run id, or the pending-... id of a run whose "
+        "server was down at start (default: every journal)",
+    )
     parser.add_argument(
         "--tracking-uri",
         dest="tracking_uri",
@@ -35,14 +40,22 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 sys.stderr.write(f"mlflow-green: error: run {r.run_id} not recovered: {r.error}\n")
             continue
-        what = (
-            f"sent {len(r.sent_steps)} epoch(s) ({r.metrics_sent} metrics)"
-            if r.sent_steps
-            else "nothing missing"
-        )
+        if r.sent_steps:
+            what = f"sent {len(r.sent_steps)} epoch(s) ({r.metrics_sent} metrics)"
+        elif r.journaled_steps and not r.already_logged_steps:
+            what = "nothing sent"  # left as is: the note says why
+        else:
+            what = "nothing missing"
         extra = ", report uploaded" if r.report_uploaded else ""
+        if r.ended_as:
+            extra += f", run ended as {r.ended_as}"
+        if r.status:
+            extra += f"; green.status={r.status}"
+        if r.note:
+            extra += f" ({r.note})"
+        created = f"created run from journal {Path(r.journal).stem}; " if r.created_run else ""
         lines.append(
-            f"{r.run_id}: {what}; {len(r.already_logged_steps)} already in MLflow{extra}"
+            f"{r.run_id}: {created}{what}; {len(r.already_logged_steps)} already in MLflow{extra}"
         )
     if not results:
         lines.append("no journals to recover")

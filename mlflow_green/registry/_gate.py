@@ -78,6 +78,11 @@ def _is_gate_tag(key: str) -> bool:
     return key.strip().lower().startswith(schema.GATE_PREFIX)
 
 
+def _is_evidence_tag(key: str) -> bool:
+    low = key.strip().lower()
+    return low == schema.TAG_STATUS or low.startswith("green.method.")
+
+
 def _not_found(exc: BaseException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
@@ -130,9 +135,13 @@ class Gate:
             SetRegisteredModelTag,
             TransitionModelVersionStage,
         )
+        from mlflow.protos.service_pb2 import DeleteTag, LogBatch, SetTag
         from mlflow.server.handlers import HANDLERS
 
         table: dict[type, Callable[[Any], _Pending | None]] = {
+            SetTag: self._run_tags,
+            DeleteTag: self._run_tags,
+            LogBatch: self._run_tags,
             SetRegisteredModelAlias: self._set_alias,
             TransitionModelVersionStage: self._transition_stage,
             CreateModelVersion: self._create_version,
@@ -153,8 +162,23 @@ class Gate:
     def _before_request(self) -> Any:
         from flask import g, request
 
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return None
+        if request.is_json and request.content_length:
+            try:
+                body = json.loads(request.get_data(cache=True))
+            except ValueError:
+                body = {}  # not JSON at all: MLflow's own parser answers 400
+            if not isinstance(body, dict):
+                # MLflow's handlers answer a JSON array or scalar with an HTML 500, which clients
+                # retry; the gated server answers what it is: a bad request.
+                return self._error(
+                    "INVALID_PARAMETER_VALUE",
+                    f"the request body must be a JSON object, not a JSON {type(body).__name__}",
+                    400,
+                )
         entry = self._ops.get(request.endpoint or "")
-        if entry is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        if entry is None:
             return None
         request_class, fn = entry
         try:
@@ -205,11 +229,15 @@ class Gate:
         return response
 
     @staticmethod
-    def _deny(message: str) -> Any:
+    def _error(code: str, message: str, status: int) -> Any:
         from flask import Response
 
-        body = json.dumps({"error_code": "PERMISSION_DENIED", "message": message})
-        return Response(body, status=403, mimetype="application/json")
+        body = json.dumps({"error_code": code, "message": message})
+        return Response(body, status=status, mimetype="application/json")
+
+    @classmethod
+    def _deny(cls, message: str) -> Any:
+        return cls._error("PERMISSION_DENIED", message, 403)
 
     # -- stores ------------------------------------------------------------------------------
     @staticmethod
@@ -337,14 +365,51 @@ class Gate:
             )
         return None
 
+    def _run_tags(self, msg: Any) -> _Pending | None:
+        """Freeze a run's evidence tags once the run backs a model version.
+
+        ``green.status`` and ``green.method.*`` decide whether evidence is weak (degraded or
+        simulated); relabelling them after registration would turn weak evidence into strong.
+        """
+        if hasattr(msg, "tags") and not hasattr(msg, "key"):
+            changes = [(t.key, t.value) for t in msg.tags]
+        else:
+            changes = [(msg.key, getattr(msg, "value", None))]
+        evidence = [(k, v) for k, v in changes if _is_evidence_tag(k)]
+        if not evidence:
+            return None
+        backend = self._backend()
+        run = backend.tracking_store.get_run(msg.run_id)
+        current = dict(run.data.tags or {})
+        changed = [k for k, v in evidence if v is None or current.get(k) != v]
+        if not changed:
+            return None
+        versions = backend.registry_store.search_model_versions(
+            filter_string=f"run_id = '{msg.run_id}'", max_results=1
+        )
+        if len(versions):
+            mv = versions[0]
+            raise _Deny(
+                f"carbon gate: run {msg.run_id} is the source of {mv.name} version {mv.version}; "
+                f"its evidence tag {changed[0]} can no longer be changed"
+            )
+        return None
+
     def _set_model_tag(self, msg: Any) -> _Pending | None:
         if _is_gate_tag(msg.key):
             raise _Deny(f"carbon gate: tag {msg.key} is written by the gate only; clients may not set it")
         new = parse_budget_tag(msg.key, msg.value)
         if new is not None:
             self._require_budget_permission(msg.name, msg.key)
-        if new is None or new.limit is None:
-            return None  # not a budget, or a malformed one (which fails every check: stricter)
+        if new is None:
+            return None  # not a budget
+        if new.limit is None:
+            # A malformed budget fails every check, but accepting it would let a later write
+            # "repair" it to any figure: a two-step loosening. Budgets are plain numbers.
+            raise _Deny(
+                f"carbon gate: {msg.key}={msg.value!r} is not a budget; give a plain "
+                "non-negative number in the tag's unit (e.g. 50)"
+            )
         model = self._backend().get_registered_model(msg.name)
         tags = dict(model.tags or {})
         if msg.key not in tags:

@@ -23,6 +23,7 @@ from mlflow_green.tracking import schema
 __all__ = [
     "DEFAULT_ACCURACY_METRICS",
     "REPORT_RUN_TAG",
+    "SCI_METRIC_KEYS",
     "SORT_KEYS",
     "Leaderboard",
     "LeaderboardRow",
@@ -43,8 +44,9 @@ DEFAULT_ACCURACY_METRICS: tuple[str, ...] = ("eval_accuracy", "val_accuracy", "v
 #: Tag on the run that holds logged leaderboard artifacts; such runs are not ranked.
 REPORT_RUN_TAG = "green.report"
 
-# Metric keys of an inference Green Score, when a run carries one (see _green_score).
-_GREEN_SCORE_KEYS: tuple[str, ...] = ("green/green_score", "green/score")
+# Inference SCI figures (g CO2eq per request) a run may carry, e.g. logged after an
+# `mlflow-green sci` measurement; the Green Score exists only where one of them does.
+SCI_METRIC_KEYS: tuple[str, ...] = ("green/inference_g_per_request", "green/sci_g_per_unit")
 
 # sort key -> True when larger is better
 SORT_KEYS: dict[str, bool] = {
@@ -210,12 +212,17 @@ def _accuracy(
     return None, None
 
 
-def _green_score(metrics: Mapping[str, float]) -> float | None:
-    # An inference Green Score exists only where SCI figures were logged on the run; the
-    # leaderboard reports it, it does not invent one from training numbers.
-    for key in _GREEN_SCORE_KEYS:
-        if key in metrics:
-            return _finite(metrics[key])
+def _green_score(accuracy: float | None, metrics: Mapping[str, float]) -> float | None:
+    # The Green Score is an inference figure (accounting.green_score: accuracy per g per
+    # request); the leaderboard never invents one from training numbers.
+    from mlflow_green.accounting import green_score
+
+    if accuracy is None:
+        return None
+    for key in SCI_METRIC_KEYS:
+        g_per_request = _finite(metrics.get(key))
+        if g_per_request is not None and g_per_request > 0:
+            return _finite(green_score(accuracy, g_per_request))
     return None
 
 
@@ -256,7 +263,7 @@ def row_from_run(run: Any, metric: str | None = None) -> LeaderboardRow | None:
         total_co2eq_kg=total,
         embodied_share=share,
         accuracy_per_kg=per_kg,
-        green_score=_green_score(metrics),
+        green_score=_green_score(accuracy, metrics),
         accuracy_metric=accuracy_key,
         status=tags.get(schema.TAG_STATUS),
         simulated="simulated" in methods.values(),

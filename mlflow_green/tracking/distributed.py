@@ -102,7 +102,8 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
     return [float(v) for v in tensor.cpu().tolist()]
 
 
-# Layout of the reduced vector; "rank 0 only" values are zero on the other ranks.
+# Layout of the reduced vector; "rank 0 only" values are zero on the other ranks. After the
+# head: one GPU energy per rank, then one "measurement degraded" flag per rank.
 _GPU, _CPU, _RAM, _POWER, _COUNT, _DURATION, _START, _INTENSITY, _ACC, _ACC_KNOWN, _HEAD = range(11)
 
 
@@ -111,6 +112,8 @@ class ReducedEpoch:
     energy: EpochEnergy
     intensity_g_per_kwh: float | None
     accuracy: float | None
+    # The ranks whose measurement is degraded (their own reasons stay in their own logs).
+    degraded_ranks: tuple[int, ...] = ()
 
 
 def reduce_epoch(
@@ -119,14 +122,17 @@ def reduce_epoch(
     *,
     intensity_g_per_kwh: float | None = None,
     accuracy: float | None = None,
+    degraded: bool = False,
 ) -> ReducedEpoch:
     """The job's epoch: energies summed over ranks, timing/intensity/accuracy of rank 0.
 
-    ``per_device_kwh`` of the result has one entry per rank (the GPU energy of that rank).
+    ``per_device_kwh`` of the result has one entry per rank (the GPU energy of that rank);
+    ``degraded`` (this rank's measurement has a problem) comes back as ``degraded_ranks``.
     Every rank must call this at the same point of its epoch: it is a collective.
     """
     zero = info.is_global_zero
-    vec = [0.0] * (_HEAD + info.world_size)
+    world = info.world_size
+    vec = [0.0] * (_HEAD + 2 * world)
     vec[_GPU] = local.gpu_energy_kwh
     vec[_CPU] = local.cpu_energy_kwh
     vec[_RAM] = local.ram_energy_kwh
@@ -140,6 +146,7 @@ def reduce_epoch(
             vec[_ACC] = accuracy
             vec[_ACC_KNOWN] = 1.0
     vec[_HEAD + info.rank] = local.gpu_energy_kwh
+    vec[_HEAD + world + info.rank] = 1.0 if degraded else 0.0
     out = all_reduce_sum(vec)
     energy = EpochEnergy(
         start_unix_s=out[_START],
@@ -148,13 +155,14 @@ def reduce_epoch(
         cpu_energy_kwh=out[_CPU],
         ram_energy_kwh=out[_RAM],
         gpu_power_w=out[_POWER],
-        per_device_kwh=tuple(out[_HEAD:]) if out[_COUNT] > 0 else (),
+        per_device_kwh=tuple(out[_HEAD : _HEAD + world]) if out[_COUNT] > 0 else (),
         gpu_count=round(out[_COUNT]),
     )
     return ReducedEpoch(
         energy=energy,
         intensity_g_per_kwh=out[_INTENSITY],
         accuracy=out[_ACC] if out[_ACC_KNOWN] > 0 else None,
+        degraded_ranks=tuple(r for r in range(world) if out[_HEAD + world + r] > 0),
     )
 
 

@@ -2,11 +2,16 @@
 
 One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event:
 
-- ``{"kind": "run", ...}`` — the run id, tracking URI and experiment, written first;
+- ``{"kind": "run", ...}`` — the run id, tracking URI and experiment, the writer's pid and
+  host, who owns the run; when the tracking server was unreachable at start, ``run_id`` is
+  null and ``pending_run`` holds what is needed to create the run later;
+- ``{"kind": "created", "run_id": ...}`` — the run of a ``pending_run`` journal was created
+  (written before anything is sent to it, so a second recovery never creates another run);
 - ``{"kind": "epoch", "step": i, "timestamp_ms": t, "metrics": {...}}`` — one epoch's batch;
 - ``{"kind": "ack", "steps": [...]}`` — steps MLflow acknowledged;
 - ``{"kind": "tags", "tags": {...}}`` — provenance tags (the latest value of a key wins);
-- ``{"kind": "end", "status": ..., "report": {...}}`` — the run finished; its report;
+- ``{"kind": "end", "status": ..., "run_status": ..., "end_time_ms": ..., "report": {...}}`` —
+  the run finished (``status`` is ``green.status``, ``run_status`` MLflow's); its report;
 - ``{"kind": "done"}`` — everything (epochs, tags, report) is known to be in MLflow.
 
 Every append is flushed and fsynced, so a killed process loses at most the epoch in
@@ -19,6 +24,7 @@ import json
 import math
 import os
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -27,9 +33,28 @@ from typing import Any
 
 from mlflow_green import _settings
 
-__all__ = ["Journal", "JournalState", "journal_path", "list_journals", "read_journal"]
+__all__ = [
+    "OWNER_EXTERNAL",
+    "OWNER_PROCESS",
+    "OWNER_TRACKER",
+    "Journal",
+    "JournalState",
+    "is_open_here",
+    "journal_path",
+    "list_journals",
+    "read_journal",
+]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# Who owns the MLflow run a journal writes to (``owner`` in the header):
+OWNER_TRACKER = "tracker"  # mlflow_green started it and ends it
+OWNER_PROCESS = "process"  # the writing process's active run (the user's ``mlflow.start_run``)
+OWNER_EXTERNAL = "external"  # given by id: another process may be using it
+
+# Journals open for writing in this process: their writer is alive by definition.
+_OPEN_PATHS: set[Path] = set()
+_OPEN_LOCK = threading.Lock()
 
 
 def journal_path(run_id: str, directory: Path | None = None) -> Path:
@@ -52,6 +77,8 @@ class Journal:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")
+        with _OPEN_LOCK:
+            _OPEN_PATHS.add(path.resolve())
 
     @classmethod
     def open(
@@ -61,20 +88,31 @@ class Journal:
         tracking_uri: str,
         experiment_id: str | None = None,
         directory: Path | None = None,
+        owner: str = OWNER_EXTERNAL,
+        pending_run: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> Journal:
-        """Open (or continue) the journal of a run and write its header line."""
+        """Open (or continue) the journal of a run and write its header line.
+
+        With ``pending_run`` (the tracking server was unreachable), ``run_id`` names the
+        journal only: no MLflow run exists yet and the header's ``run_id`` is null.
+        """
         journal = cls(journal_path(run_id, directory))
         from mlflow_green import __version__
 
         journal._append(
             {
                 "kind": "run",
-                "run_id": run_id,
+                "run_id": None if pending_run is not None else run_id,
                 "tracking_uri": tracking_uri,
                 "experiment_id": experiment_id,
                 "version": __version__,
                 "created_unix_s": time.time(),
+                # recover tells a killed writer from a live one by these.
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+                "owner": owner,
+                **({"pending_run": pending_run} if pending_run is not None else {}),
                 **(extra or {}),
             }
         )
@@ -107,8 +145,27 @@ class Journal:
         if tags:
             self._append({"kind": "tags", "tags": {k: str(v) for k, v in tags.items()}})
 
-    def end(self, status: str, report: dict[str, Any] | None = None) -> None:
-        self._append({"kind": "end", "status": status, "report": report})
+    def created(self, run_id: str) -> None:
+        """The MLflow run of a pending journal exists now (before anything is sent to it)."""
+        self._append({"kind": "created", "run_id": run_id})
+
+    def end(
+        self,
+        status: str,
+        report: dict[str, Any] | None = None,
+        *,
+        run_status: str | None = None,
+        end_time_ms: int | None = None,
+    ) -> None:
+        self._append(
+            {
+                "kind": "end",
+                "status": status,
+                "run_status": run_status,
+                "end_time_ms": end_time_ms,
+                "report": report,
+            }
+        )
 
     def done(self) -> None:
         """Everything reached MLflow: ``recover`` without a run id skips this journal."""
@@ -118,6 +175,14 @@ class Journal:
         with self._lock:
             if not self._file.closed:
                 self._file.close()
+        with _OPEN_LOCK:
+            _OPEN_PATHS.discard(self.path.resolve())
+
+
+def is_open_here(path: Path) -> bool:
+    """True when a :class:`Journal` of this process has ``path`` open for writing."""
+    with _OPEN_LOCK:
+        return path.resolve() in _OPEN_PATHS
 
 
 @dataclass
@@ -134,8 +199,16 @@ class JournalState:
     ended: bool = False
     status: str | None = None
     report: dict[str, Any] | None = None
+    run_status: str | None = None
+    end_time_ms: int | None = None
     done: bool = False
     skipped_lines: int = 0
+    pid: int | None = None
+    hostname: str | None = None
+    created_unix_s: float | None = None
+    owner: str = OWNER_EXTERNAL
+    # What is needed to create the run (the server was down at start); None otherwise.
+    pending_run: dict[str, Any] | None = None
 
     @property
     def pending_steps(self) -> list[int]:
@@ -161,6 +234,14 @@ def read_journal(path: Path) -> JournalState:
                 state.run_id = event.get("run_id") or state.run_id
                 state.tracking_uri = event.get("tracking_uri") or state.tracking_uri
                 state.experiment_id = event.get("experiment_id") or state.experiment_id
+                if event.get("pid") is not None:
+                    state.pid = int(event["pid"])
+                    state.hostname = event.get("hostname")
+                    state.created_unix_s = event.get("created_unix_s")
+                state.owner = event.get("owner") or state.owner
+                state.pending_run = event.get("pending_run") or state.pending_run
+            elif kind == "created":
+                state.run_id = event.get("run_id") or state.run_id
             elif kind == "epoch":
                 metrics = {
                     k: (float("nan") if v is None else float(v))
@@ -175,6 +256,8 @@ def read_journal(path: Path) -> JournalState:
                 state.ended = True
                 state.status = event.get("status")
                 state.report = event.get("report")
+                state.run_status = event.get("run_status")
+                state.end_time_ms = event.get("end_time_ms")
             elif kind == "done":
                 state.done = True
     return state

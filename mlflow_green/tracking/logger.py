@@ -22,7 +22,15 @@ from typing import Any, Protocol
 from mlflow_green.tracking.journal import Journal
 from mlflow_green.tracking.schema import PREFIX
 
-__all__ = ["AsyncLogger", "ClientTransport", "RestTransport", "Transport", "make_transport"]
+__all__ = [
+    "AsyncLogger",
+    "ClientTransport",
+    "RestTransport",
+    "RunTransport",
+    "Transport",
+    "make_transport",
+    "unreachable",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -68,7 +76,10 @@ class RestTransport:
         self._creds = get_default_host_creds(tracking_uri)
         self._timeout_s = timeout_s
 
-    def _request(self, endpoint: str, method: str, **kwargs: Any) -> Any:
+    def _request(
+        self, endpoint: str, method: str, *, missing_ok: bool = False, **kwargs: Any
+    ) -> Any:
+        """The JSON answer; None for a 404 when ``missing_ok``."""
         import requests
         from mlflow.utils.rest_utils import http_request
 
@@ -92,6 +103,8 @@ class RestTransport:
             raise
         if response.status_code in (408, 429) or response.status_code >= 500:
             raise TransientError(f"HTTP {response.status_code} from {endpoint}")
+        if missing_ok and response.status_code == 404:
+            return None
         if response.status_code != 200:
             from mlflow.exceptions import MlflowException
 
@@ -99,6 +112,64 @@ class RestTransport:
                 f"{endpoint} answered HTTP {response.status_code}: {response.text[:300]}"
             )
         return response.json() if response.text else {}
+
+    # -- runs (creating the run of a journal whose server was down at start) --------------
+
+    def experiment_id(self, name: str) -> str:
+        """The id of the experiment called ``name``, created when absent (as MLflow does)."""
+        data = self._request(
+            "/api/2.0/mlflow/experiments/get-by-name", "GET", missing_ok=True,
+            params={"experiment_name": name},
+        )
+        if data and data.get("experiment"):
+            return str(data["experiment"]["experiment_id"])
+        created = self._request("/api/2.0/mlflow/experiments/create", "POST", json={"name": name})
+        return str(created["experiment_id"])
+
+    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None:
+        data = self._request(
+            "/api/2.0/mlflow/runs/search",
+            "POST",
+            json={
+                "experiment_ids": [experiment_id],
+                "filter": f"tags.`{tag_key}` = '{tag_value}'",
+                "max_results": 1,
+                "run_view_type": "ALL",
+            },
+        )
+        runs = data.get("runs") or []
+        return str(runs[0]["info"]["run_id"]) if runs else None
+
+    def create_run(
+        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
+    ) -> str:
+        body: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "start_time": int(start_time_ms),
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        }
+        if run_name:
+            body["run_name"] = run_name
+        data = self._request("/api/2.0/mlflow/runs/create", "POST", json=body)
+        return str(data["run"]["info"]["run_id"])
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        body = [{"key": k, "value": v} for k, v in params.items()]
+        for chunk in _chunks(body, _MAX_TAGS_PER_BATCH):
+            self._request(
+                "/api/2.0/mlflow/runs/log-batch", "POST", json={"run_id": run_id, "params": chunk}
+            )
+
+    def run_status(self, run_id: str) -> str:
+        data = self._request("/api/2.0/mlflow/runs/get", "GET", params={"run_id": run_id})
+        return str(data["run"]["info"].get("status", "RUNNING"))
+
+    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None:
+        self._request(
+            "/api/2.0/mlflow/runs/update",
+            "POST",
+            json={"run_id": run_id, "status": status, "end_time": int(end_time_ms)},
+        )
 
     def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
         body_metrics = [
@@ -150,13 +221,117 @@ class ClientTransport:
     def logged_steps(self, run_id: str, key: str) -> set[int]:
         return {int(m.step) for m in self._client.get_metric_history(run_id, key)}
 
+    def experiment_id(self, name: str) -> str:
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return str(self._client.create_experiment(name))
 
-def make_transport(tracking_uri: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> Transport:
-    """The REST transport for http(s) servers, MlflowClient for everything else."""
+    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None:
+        from mlflow.entities import ViewType
+
+        runs = self._client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{tag_key}` = '{tag_value}'",
+            run_view_type=ViewType.ALL,
+            max_results=1,
+        )
+        return str(runs[0].info.run_id) if runs else None
+
+    def create_run(
+        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
+    ) -> str:
+        run = self._client.create_run(
+            experiment_id, start_time=int(start_time_ms), tags=tags, run_name=run_name
+        )
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for chunk in _chunks(items, _MAX_TAGS_PER_BATCH):
+            self._client.log_batch(run_id, params=chunk, synchronous=True)
+
+    def run_status(self, run_id: str) -> str:
+        return str(self._client.get_run(run_id).info.status)
+
+    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None:
+        self._client.set_terminated(run_id, status, end_time=int(end_time_ms))
+
+
+class RunTransport(Transport, Protocol):
+    """A transport that can also create, find and end runs (recovery, a late run creation)."""
+
+    def experiment_id(self, name: str) -> str: ...
+
+    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None: ...
+
+    def create_run(
+        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
+    ) -> str: ...
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None: ...
+
+    def run_status(self, run_id: str) -> str: ...
+
+    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None: ...
+
+
+def is_http(tracking_uri: str) -> bool:
     scheme = tracking_uri.split(":", 1)[0].lower() if ":" in tracking_uri else ""
-    if scheme in ("http", "https"):
+    return scheme in ("http", "https")
+
+
+def make_transport(tracking_uri: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunTransport:
+    """The REST transport for http(s) servers, MlflowClient for everything else."""
+    if is_http(tracking_uri):
         return RestTransport(tracking_uri, timeout_s=timeout_s)
     return ClientTransport(tracking_uri)
+
+
+def unreachable(tracking_uri: str, *, timeout_s: float = 3.0) -> str | None:
+    """Why an http(s) tracking server cannot be reached now, or None (it answered, or the
+    store is not a server).
+
+    One request, no retry: any HTTP answer (even 401/404 from a proxy) means reachable.
+    """
+    if not is_http(tracking_uri):
+        return None
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        response = http_request(
+            get_default_host_creds(tracking_uri),
+            "/health",
+            "GET",
+            max_retries=0,
+            backoff_factor=0,
+            backoff_jitter=0,
+            timeout=timeout_s,
+            raise_on_status=False,
+        )
+    except Exception as exc:  # requests' errors, or MlflowException wrapping them
+        return short_reason(exc, timeout_s=timeout_s)
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        return f"HTTP {response.status_code}"
+    return None
+
+
+def short_reason(exc: BaseException, *, timeout_s: float | None = None) -> str:
+    """A few words for a network failure (requests' messages run to several hundred chars)."""
+    text = f"{type(exc).__name__}: {exc}"
+    low = text.lower()
+    if "refused" in low:
+        return "connection refused"
+    if "timed out" in low or "timeout" in low:
+        return f"no answer within {timeout_s:g} s" if timeout_s else "timed out"
+    if "name or service not known" in low or "getaddrinfo" in low or "nodename nor servname" in low:
+        return "host name not resolved"
+    if "ssl" in low or "certificate" in low:
+        return "TLS error"
+    return " ".join(text.split())[:160]
 
 
 _STOP = object()
@@ -167,19 +342,28 @@ class AsyncLogger:
 
     ``on_problem(message, error)`` is called from the logger thread the first time the store
     cannot be reached (``error`` is None) or refuses a batch (``error`` is the exception).
+
+    ``run_id`` may be None when the run does not exist yet (the server was down at start):
+    then ``create_run()`` is tried before each send, once per drain, and as soon as it
+    returns the run id everything queued goes to that run; ``on_run_created(run_id)`` is
+    called from the logger thread. Until then the epochs wait (they are journaled).
     """
 
     def __init__(
         self,
-        run_id: str,
+        run_id: str | None,
         transport: Transport,
         *,
         journal: Journal | None = None,
         attempts: int = DEFAULT_ATTEMPTS,
         backoff_s: float = DEFAULT_BACKOFF_S,
         on_problem: Callable[[str, BaseException | None], None] | None = None,
+        create_run: Callable[[], str] | None = None,
+        on_run_created: Callable[[str], None] | None = None,
     ) -> None:
         self.run_id = run_id
+        self._create_run = create_run
+        self._on_run_created = on_run_created
         self._transport = transport
         self._journal = journal
         self._attempts = max(1, attempts)
@@ -296,8 +480,36 @@ class AsyncLogger:
                 except Exception:
                     _log.debug("on_problem callback failed", exc_info=True)
 
+    def _ensure_run(self, attempts: int) -> bool:
+        """True when the run exists (creating it if it is still pending)."""
+        if self.run_id is not None:
+            return True
+        if self._create_run is None:
+            return False
+        create = self._create_run
+        created: list[str] = []
+        result = self._attempt(lambda: created.append(create()), attempts)
+        if result is None:
+            # Refused for good (a deleted experiment...): `mlflow-green recover` will say why.
+            self._create_run = None
+        if not created:
+            return False
+        self.run_id = created[0]
+        if self._on_run_created is not None:
+            try:
+                self._on_run_created(created[0])
+            except Exception as exc:
+                self._record_error(exc)
+        return True
+
+    @property
+    def run_created(self) -> bool:
+        return self.run_id is not None
+
     def _drain(self, *, attempts: int) -> None:
         """Send every pending step in order, then pending tags; stop at the first failure."""
+        if not self._ensure_run(attempts):
+            return
         with self._lock:
             steps = sorted(self._pending)
         for step in steps:
@@ -311,21 +523,26 @@ class AsyncLogger:
             attempts = self._attempts
         with self._lock:
             tags = dict(self._pending_tags)
-        if tags and self._attempt(lambda: self._transport.log_batch(self.run_id, [], tags), attempts):
+        run_id = self.run_id
+        assert run_id is not None
+        if tags and self._attempt(lambda: self._transport.log_batch(run_id, [], tags), attempts):
             with self._lock:
                 for k, v in tags.items():
                     if self._pending_tags.get(k) == v:
                         del self._pending_tags[k]
 
     def _send_epoch(self, step: int, points: list[MetricPoint], *, attempts: int) -> bool:
+        run_id = self.run_id
+        assert run_id is not None  # _drain made sure
+
         def send() -> None:
             if step in self._uncertain and points:
                 # A previous try may have landed: look before sending again.
                 key = next((p.key for p in points if p.key.startswith(PREFIX)), points[0].key)
-                if step in self._transport.logged_steps(self.run_id, key):
+                if step in self._transport.logged_steps(run_id, key):
                     return
             self._uncertain.add(step)
-            self._transport.log_batch(self.run_id, points, {})
+            self._transport.log_batch(run_id, points, {})
 
         result = self._attempt(send, attempts)
         if result is None:

@@ -57,6 +57,8 @@ def build_report(tracker: GreenTracker) -> dict[str, Any]:
     total_kg = float(totals.get("total_co2eq_kg", 0.0))
     return {
         "run_id": tracker.run_id,
+        # Differs from run_id only while the run does not exist (server down at start).
+        "journal_id": getattr(tracker, "journal_id", None),
         "generated_unix_s": time.time(),
         "status": tracker.status,
         "stop_reason": tracker.stop_reason,
@@ -86,7 +88,8 @@ def summary_text(report: dict[str, Any]) -> str:
     t = report.get("totals", {})
     total = float(t.get("total_co2eq_kg") or 0.0)
     lines = [
-        f"mlflow_green · run {report.get('run_id')} · {t.get('epochs', 0)} epoch(s)",
+        f"mlflow_green · run {report.get('run_id') or report.get('journal_id')} · "
+        f"{t.get('epochs', 0)} epoch(s)",
         f"  energy        {_fmt(t.get('energy_kwh'))} kWh "
         f"(GPU {_fmt(t.get('gpu_energy_kwh'))}, CPU {_fmt(t.get('cpu_energy_kwh'))}, "
         f"RAM {_fmt(t.get('ram_energy_kwh'))})",

@@ -98,3 +98,7 @@ GATE_TOTAL_CO2EQ_KG = "green.gate.total_co2eq_kg"
 GATE_ENERGY_KWH = "green.gate.energy_kwh"
 GATE_CHECKED_AT = "green.gate.checked_at"
 GATE_REASONS = "green.gate.reasons"
+
+# Set on a run created after the fact from a journal (the tracking server was down at start):
+# the journal's id, so that a second creation attempt finds the run instead of making another.
+TAG_JOURNAL_ID = "green.journal_id"

@@ -12,6 +12,7 @@ import datetime as _dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -93,6 +94,10 @@ class GreenTracker:
                     break
 
     It attaches to the active MLflow run, or starts one (and ends it) when none is active.
+    When the tracking server does not answer at start, training starts anyway: ``run_id`` is
+    None, every epoch is journaled under ``journal_id`` (``pending-...``), ``green.status``
+    says so, and the run is created as soon as the server answers (then ``run_id`` is set)
+    or later by ``mlflow-green recover``.
     Options are those of :func:`mlflow_green.autolog` (``sampler=``, ``country=``,
     ``budget_kg=``...); options not given come from the last ``autolog()`` call, then from
     the environment.
@@ -128,6 +133,10 @@ class GreenTracker:
         self._read_run_accuracy = read_run_accuracy
         self._auto_begin = auto_begin
         self.run_id: str | None = None
+        # The journal's name: the run id, or a ``pending-...`` id while the run does not exist
+        # (the tracking server was down at start).
+        self.journal_id: str | None = None
+        self._pending_run: Any = None
         self.tracking_uri: str | None = None
         self.records: list[EpochRecord] = []
         self.should_stop = False
@@ -271,36 +280,117 @@ class GreenTracker:
     def _open_run(self) -> None:
         import mlflow
 
-        from mlflow_green.tracking.journal import Journal
-        from mlflow_green.tracking.logger import AsyncLogger, make_transport
+        from mlflow_green.tracking.journal import OWNER_EXTERNAL, OWNER_PROCESS, OWNER_TRACKER
+        from mlflow_green.tracking.logger import short_reason, unreachable
 
         self.tracking_uri = self._requested_tracking_uri or mlflow.get_tracking_uri()
         experiment_id: str | None = None
         if self._requested_run_id is not None:
             self.run_id = self._requested_run_id
-            experiment_id = mlflow.MlflowClient(self.tracking_uri).get_run(self.run_id).info.experiment_id
+            owner = OWNER_EXTERNAL
+            # The run exists; with its server down the epochs wait in the journal.
+            if unreachable(self.tracking_uri) is None:
+                try:
+                    with _short_http(timeout_s=10):
+                        client = mlflow.MlflowClient(self.tracking_uri)
+                        experiment_id = client.get_run(self.run_id).info.experiment_id
+                except Exception as exc:
+                    if not _looks_network(exc):
+                        raise
         else:
             active = mlflow.active_run()
+            owner = OWNER_PROCESS
             if active is None:
-                active = mlflow.start_run(run_name=self._run_name)
+                # MLflow's client retries for minutes against a dead server: look first, and
+                # open the run with MLflow's retries off. Training never waits for the server.
+                why = unreachable(self.tracking_uri)
+                if why is None:
+                    try:
+                        with _short_http(timeout_s=10):
+                            active = mlflow.start_run(run_name=self._run_name)
+                    except Exception as exc:
+                        if not _looks_network(exc):
+                            raise
+                        why = short_reason(exc, timeout_s=10)
+                if active is None:
+                    self._open_pending_run(why or "no answer")
+                    return
                 self._started_run = True
+                owner = OWNER_TRACKER
             self.run_id = active.info.run_id
             experiment_id = active.info.experiment_id
+        self._open_journal_and_logger(self.run_id, experiment_id=experiment_id, owner=owner)
+        self._set_tags(self._provenance_tags())
+
+    def _open_journal_and_logger(
+        self,
+        journal_id: str,
+        *,
+        experiment_id: str | None,
+        owner: str,
+        pending: Any = None,
+    ) -> None:
+        from mlflow_green.tracking.journal import Journal
+        from mlflow_green.tracking.logger import AsyncLogger, make_transport
+
+        assert self.tracking_uri is not None
+        self.journal_id = journal_id
         try:
             self._journal = Journal.open(
-                self.run_id, tracking_uri=self.tracking_uri, experiment_id=experiment_id
+                journal_id,
+                tracking_uri=self.tracking_uri,
+                experiment_id=experiment_id,
+                owner=owner,
+                pending_run=pending.to_json() if pending is not None else None,
             )
         except OSError as exc:
             if _settings.strict():
                 raise
             self._degrade(f"journal not writable ({exc})")
+        transport = make_transport(self.tracking_uri)
+        create_run = None
+        if pending is not None:
+            journal = self._journal
+
+            def create_run() -> str:
+                from mlflow_green.tracking.pending import create_pending_run
+
+                run_id = create_pending_run(pending, transport)
+                if journal is not None:
+                    journal.created(run_id)  # before anything is sent to it
+                return run_id
+
         self._logger = AsyncLogger(
             self.run_id,
-            make_transport(self.tracking_uri),
+            transport,
             journal=self._journal,
             on_problem=self._logger_problem,
+            create_run=create_run,
+            on_run_created=self._run_created,
+        )
+
+    def _open_pending_run(self, why: str) -> None:
+        """The tracking server is down: train now, journal everything, create the run later."""
+        from mlflow_green.tracking.journal import OWNER_TRACKER
+        from mlflow_green.tracking.pending import capture_pending_run
+
+        assert self.tracking_uri is not None
+        pending = capture_pending_run(self.tracking_uri, run_name=self._run_name)
+        self._pending_run = pending
+        self._started_run = True
+        self._open_journal_and_logger(
+            pending.journal_id, experiment_id=pending.experiment_id, owner=OWNER_TRACKER, pending=pending
+        )
+        self._degrade(
+            f"tracking server unreachable at start ({why}); epochs journaled as "
+            f"{pending.journal_id}, the run is created when the server answers "
+            "or by `mlflow-green recover`"
         )
         self._set_tags(self._provenance_tags())
+
+    def _run_created(self, run_id: str) -> None:
+        # Called from the logger thread: the server came back and the pending run exists.
+        self.run_id = run_id
 
     def _provenance_tags(self) -> dict[str, str]:
         from mlflow_green import __version__
@@ -409,8 +499,19 @@ class GreenTracker:
         intensity = self._intensity_at(local) if self.is_logging else None
         accuracy = self._accuracy
         if self._dist.has_group:
-            reduced = reduce_epoch(local, self._dist, intensity_g_per_kwh=intensity, accuracy=accuracy)
+            reduced = reduce_epoch(
+                local,
+                self._dist,
+                intensity_g_per_kwh=intensity,
+                accuracy=accuracy,
+                degraded=bool(self._problems),
+            )
             energy, intensity, accuracy = reduced.energy, reduced.intensity_g_per_kwh, reduced.accuracy
+            if self.is_logging:
+                for rank in reduced.degraded_ranks:
+                    if rank != self._dist.rank:
+                        # Only a flag travels: that rank's own log has the reason.
+                        self._degrade(f"rank {rank}: measurement degraded (see that rank's log)")
         else:
             energy = local
         assert self._ledger is not None
@@ -531,7 +632,10 @@ class GreenTracker:
             self._set_tags({schema.TAG_STATUS: self.status})
 
     def _logger_problem(self, message: str, error: BaseException | None) -> None:
-        hint = f"; epochs are journaled, `mlflow-green recover --run-id {self.run_id}` sends them later"
+        hint = (
+            f"; epochs are journaled, `mlflow-green recover --run-id {self.journal_id}` "
+            "sends them later"
+        )
         self._warn_once(f"logger:{error is None}", f"mlflow_green: {message}{hint}")
 
     def _set_tags(self, tags: dict[str, str]) -> None:
@@ -588,14 +692,20 @@ class GreenTracker:
         report = _report.build_report(self)
         if self._journal is not None:
             try:
-                self._journal.end(self.status, _report._jsonable(report))
+                self._journal.end(
+                    self.status,
+                    _report._jsonable(report),
+                    run_status=status,
+                    end_time_ms=int(time.time() * 1000),
+                )
             except (OSError, ValueError):
                 _log.debug("journal end failed", exc_info=True)
         assert self._logger is not None
         finished = self._logger.close(timeout_s=30.0)
         unsent = self._logger.unsent_steps
+        run_exists = self.run_id is not None
         report_sent = not self.config.report
-        if self.config.report and self._logger.reachable and finished:
+        if self.config.report and run_exists and self._logger.reachable and finished:
             try:
                 with _short_http(timeout_s=30):
                     _report.log_report_artifacts(self.tracking_uri or "", self.run_id or "", report)
@@ -604,45 +714,85 @@ class GreenTracker:
                 if _settings.strict() and not _looks_network(exc):
                     raise
                 _log.warning("mlflow_green: report artifacts not logged (%s)", exc)
-        if finished and report_sent and not unsent and not self._logger.unsent_tags and self._journal:
+        run_ended = self._end_run(status) if run_exists else False
+        if (
+            finished
+            and run_exists
+            and run_ended
+            and report_sent
+            and not unsent
+            and not self._logger.unsent_tags
+            and self._journal
+        ):
             try:
                 self._journal.done()
             except (OSError, ValueError):
                 _log.debug("journal done failed", exc_info=True)
-        if unsent or not finished:
+        if not run_exists:
+            _log.warning(
+                "mlflow_green: the tracking server %s never answered: %d epoch(s) are journaled "
+                "in %s — run `mlflow-green recover --run-id %s` when it is back (it creates the run)",
+                self.tracking_uri,
+                len(self.records),
+                getattr(self._journal, "path", "the journal"),
+                self.journal_id,
+            )
+        elif unsent or not finished:
             _log.warning(
                 "mlflow_green: %d epoch(s) of run %s did not reach MLflow; they are journaled in %s — "
                 "run `mlflow-green recover --run-id %s`",
                 len(unsent),
                 self.run_id,
                 getattr(self._journal, "path", "the journal"),
-                self.run_id,
+                self.journal_id,
             )
         errors = self._logger.errors
         if self._journal is not None:
             self._journal.close()
-        if self._started_run:
-            import mlflow
-
-            active = mlflow.active_run()
-            if active is not None and active.info.run_id == self.run_id:
-                try:
-                    with _short_http(timeout_s=5):
-                        mlflow.end_run(status=status)
-                except Exception as exc:
-                    # The server is gone: the run stays RUNNING there, but it is no longer
-                    # this process's active run, so the user's next run is not nested into it.
-                    if _settings.strict() and not _looks_network(exc):
-                        raise
-                    _log.warning("mlflow_green: could not end run %s (%s)", self.run_id, exc)
-                    current = mlflow.active_run()
-                    while current is not None and current.info.run_id == self.run_id:
-                        _pop_active_run()
-                        current = mlflow.active_run()
         if not self.config.silent and self.records:
             print(_report.summary_text(report), flush=True)
         if errors and _settings.strict():
             raise errors[0]
+
+
+    def _end_run(self, status: str) -> bool:
+        """End the run when this tracker started it; True when nothing is left to end."""
+        if not self._started_run:
+            return True
+        if self._pending_run is not None:
+            # Created late by the logger thread: it is not this process's active run.
+            from mlflow_green.tracking.logger import make_transport
+
+            try:
+                make_transport(self.tracking_uri or "").terminate(
+                    self.run_id or "", status, int(time.time() * 1000)
+                )
+                return True
+            except Exception as exc:
+                if _settings.strict() and not _looks_network(exc):
+                    raise
+                _log.warning("mlflow_green: could not end run %s (%s)", self.run_id, exc)
+                return False
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.run_id:
+            return True  # the user ended it already
+        try:
+            with _short_http(timeout_s=5):
+                mlflow.end_run(status=status)
+            return True
+        except Exception as exc:
+            # The server is gone: the run stays RUNNING there (`recover` ends it), but it is no
+            # longer this process's active run, so the user's next run is not nested into it.
+            if _settings.strict() and not _looks_network(exc):
+                raise
+            _log.warning("mlflow_green: could not end run %s (%s)", self.run_id, exc)
+            current = mlflow.active_run()
+            while current is not None and current.info.run_id == self.run_id:
+                _pop_active_run()
+                current = mlflow.active_run()
+            return False
 
 
 @contextlib.contextmanager

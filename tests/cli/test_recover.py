@@ -62,12 +62,42 @@ def test_killed_process_then_recover(tmp_path: Path, sqlite_uri: str, capsys: py
         assert _steps(client, run_id, key) == [0, 1, 2], key
     tags = client.get_run(run_id).data.tags
     assert tags[schema.TAG_METHOD_GPU] == "simulated"
+    # The process is gone and the run was its own: the run says what happened and ends.
+    interrupted = "degraded: run interrupted after 3 epoch(s); epochs recovered from the journal"
+    assert tags[schema.TAG_STATUS] == result["status"] == interrupted
+    assert result["ended_as"] == "KILLED" and client.get_run(run_id).info.status == "KILLED"
 
     # Again: nothing to send, nothing duplicated.
     assert main(["recover", "--run-id", run_id]) == 0
     assert "nothing missing" in capsys.readouterr().out
+    assert client.get_run(run_id).data.tags[schema.TAG_STATUS] == interrupted
     assert _steps(client, run_id, schema.CUM_TOTAL_CO2EQ_KG) == [0, 1, 2]
     assert read_journal(journal_path(run_id)).pending_steps == []
+
+
+def test_server_down_at_start_then_recover_prints_the_created_run(
+    tmp_path: Path, sqlite_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+
+    from mlflow_green.tracking.journal import Journal
+    from mlflow_green.tracking.pending import capture_pending_run
+
+    pending = capture_pending_run("http://127.0.0.1:9", run_name="late")
+    journal = Journal.open(
+        pending.journal_id, tracking_uri=pending.tracking_uri, owner="tracker",
+        pending_run=pending.to_json(),
+    )
+    journal.epoch(0, {schema.ENERGY_KWH: 0.5}, 1_700_000_000_000)
+    journal.end("ok", None, run_status="FINISHED", end_time_ms=1_700_000_000_100)
+    journal.close()
+    assert main(["recover", "--tracking-uri", sqlite_uri]) == 0
+    line = capsys.readouterr().out.strip()
+    run_id = line.split(":", 1)[0]
+    assert f"created run from journal {pending.journal_id}; sent 1 epoch(s)" in line
+    assert "run ended as FINISHED" in line
+    run = mlflow.MlflowClient(sqlite_uri).get_run(run_id)
+    assert run.info.run_name == "late" and run.info.status == "FINISHED"
 
 
 def test_recover_every_journal_when_none_is_pending(capsys: pytest.CaptureFixture[str]) -> None:

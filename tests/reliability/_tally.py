@@ -24,6 +24,7 @@ class Tally:
     bypasses: int = 0
     lost: int = 0
     duplicated: int = 0
+    ran: bool = False  # a test of tests/reliability ran in this session
     # What was done, for docs/reliability.md and for debugging a count.
     log: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

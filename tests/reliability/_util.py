@@ -72,14 +72,19 @@ def run_cli(
     cwd: Path | None = None,
 ) -> CliResult:
     """``mlflow-green ARGS`` as a real subprocess."""
-    proc = subprocess.run(
-        [cli_path(), *args],
-        capture_output=True,
-        text=True,
-        env=child_env(env),
-        timeout=timeout,
-        cwd=str(cwd or _scratch_dir()),
-    )
+    try:
+        proc = subprocess.run(
+            [cli_path(), *args],
+            capture_output=True,
+            text=True,
+            env=child_env(env),
+            timeout=timeout,
+            cwd=str(cwd or _scratch_dir()),
+        )
+    except subprocess.TimeoutExpired as exc:  # a hang is a finding of its own case, not a crash
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return CliResult(tuple(args), -9, out, err + f"\n[timed out after {timeout:g} s]")
     return CliResult(tuple(args), proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -24,8 +24,13 @@ def tally() -> Tally:
     return TALLY
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A conftest's runtest hooks see only the items of its own directory.
+    TALLY.ran = True
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not TALLY.touched:
+    if not (TALLY.ran or TALLY.touched):
         return
     terminalreporter.write_sep("=", "reliability summary")
     terminalreporter.write_line(TALLY.line())

@@ -77,3 +77,99 @@ def test_dist_info_from_environment(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert dist_info() == expected
+
+
+class _ThreadGroup:
+    """Two ranks as two threads: ``all_reduce_sum`` sums their vectors (a stand-in for gloo)."""
+
+    def __init__(self, world: int) -> None:
+        import threading
+
+        self._barrier = threading.Barrier(world)
+        self._lock = threading.Lock()
+        self._vectors: list[list[float]] = []
+        self._sum: list[float] = []
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        with self._lock:
+            self._vectors.append(list(values))
+        if self._barrier.wait() == 0:
+            self._sum = [sum(column) for column in zip(*self._vectors, strict=True)]
+            self._vectors = []
+        self._barrier.wait()
+        return list(self._sum)
+
+
+@pytest.mark.parametrize(("degraded_on", "expected"), [((), ()), ((1,), (1,)), ((0, 1), (0, 1))])
+def test_reduce_epoch_carries_which_ranks_are_degraded(
+    degraded_on: tuple[int, ...], expected: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from mlflow_green.tracking import distributed
+    from mlflow_green.tracking.record import EpochEnergy
+
+    group = _ThreadGroup(2)
+    monkeypatch.setattr(distributed, "all_reduce_sum", group.all_reduce_sum)
+    results: dict[int, distributed.ReducedEpoch] = {}
+
+    def rank(r: int) -> None:
+        local = EpochEnergy(
+            start_unix_s=100.0, duration_s=2.0, gpu_energy_kwh=0.001 * (r + 1),
+            cpu_energy_kwh=0.0005 if r == 0 else 0.0, ram_energy_kwh=0.0, gpu_power_w=300.0,
+            per_device_kwh=(0.001 * (r + 1),), gpu_count=1,
+        )
+        info = DistInfo(world_size=2, rank=r, local_rank=r, has_group=True)
+        results[r] = distributed.reduce_epoch(
+            local, info, intensity_g_per_kwh=250.0 if r == 0 else None, degraded=r in degraded_on
+        )
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for r in (0, 1):
+        assert results[r].degraded_ranks == expected
+        # The flags do not leak into the energies.
+        assert results[r].energy.per_device_kwh == (0.001, 0.002)
+        assert math.isclose(results[r].energy.gpu_energy_kwh, 0.003)
+        assert results[r].energy.gpu_count == 2 and results[r].intensity_g_per_kwh == 250.0
+
+
+def test_rank_zero_degrades_the_run_when_another_rank_is_degraded(
+    mlflow_local: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 0 is this test's tracker; rank 1 is a thread answering the collectives, degraded."""
+    import threading
+
+    import mlflow
+
+    import mlflow_green
+    from mlflow_green.tracking import distributed, tracker
+
+    group = _ThreadGroup(2)
+    monkeypatch.setattr(distributed, "all_reduce_sum", group.all_reduce_sum)
+    monkeypatch.setattr(tracker, "dist_info", lambda: DistInfo(2, 0, 0, True))
+    epoch_len = distributed._HEAD + 2 * 2
+
+    def rank_one() -> None:
+        # Rank 1's side of the tracker's collectives: the GPU count and the start line-up
+        # (one float each), then two epochs with nothing measured and its "degraded" flag set.
+        group.all_reduce_sum([0.0])
+        group.all_reduce_sum([0.0])
+        for _ in range(2):
+            vec = [0.0] * epoch_len
+            vec[distributed._HEAD + 2 + 1] = 1.0
+            group.all_reduce_sum(vec)
+
+    peer = threading.Thread(target=rank_one, daemon=True)
+    peer.start()
+    with mlflow_green.GreenTracker(total_epochs=2, sampler="simulated:300", intensity=250, silent=True) as t:
+        t.epoch_end()
+        t.epoch_end()
+    peer.join(5)
+    assert not peer.is_alive()
+    assert t.status == "degraded: rank 1: measurement degraded (see that rank's log)"
+    tags = mlflow.MlflowClient().get_run(t.run_id or "").data.tags
+    assert tags[schema.TAG_STATUS] == t.status

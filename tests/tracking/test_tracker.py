@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def test_epochs_iterator_logs_every_epoch(mlflow_local: str, capsys: pytest.Capt
     # The journal has every step, acknowledged.
     state = read_journal(journal_path(run_id))
     assert state.pending_steps == [] and sorted(state.epochs) == [0, 1, 2] and state.ended
+    assert state.owner == "tracker" and state.run_status == "FINISHED"
     assert state.done, "all delivered: recover without a run id skips this journal"
     assert mlflow_green.recover() == []
 
@@ -84,6 +86,9 @@ def test_accuracy_read_back_from_the_run(mlflow_local: str) -> None:
         for epoch in mlflow_green.epochs(2, sampler="simulated:100", silent=True, intensity=300):
             mlflow.log_metric("val_accuracy", 0.8 + epoch / 10, step=epoch)
         assert mlflow.active_run().info.run_id == run.info.run_id, "an attached run stays open"
+    # The user's own run: journaled as the process's (recover ends it only if that process dies).
+    state = read_journal(journal_path(run.info.run_id))
+    assert state.owner == "process" and state.pending_run is None and state.pid == os.getpid()
     client = mlflow.MlflowClient()
     per_kg = history(client, run.info.run_id, schema.ACCURACY_PER_KG)
     cum = dict(history(client, run.info.run_id, schema.CUM_TOTAL_CO2EQ_KG))
