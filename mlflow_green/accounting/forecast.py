@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import re
@@ -120,7 +121,9 @@ def _parse_time(raw: Any, where: str) -> datetime:
         # Python 3.10's fromisoformat does not take a trailing Z
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T14:00:00Z)") from None
+        raise ConfigError(
+            f"{where}: {text!r} is not an ISO 8601 time (e.g. 2026-01-31T14:00:00Z)"
+        ) from None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
@@ -137,17 +140,23 @@ def _parse_value(raw: Any, where: str) -> float:
 def _from_json(payload: Any, name: str) -> list[ForecastPoint]:
     if isinstance(payload, dict):
         if "forecast" not in payload:
-            raise ConfigError(f"{name}: JSON object without a 'forecast' list (Electricity Maps shape)")
+            raise ConfigError(
+                f"{name}: JSON object without a 'forecast' list (Electricity Maps shape)"
+            )
         payload = payload["forecast"]
     if not isinstance(payload, list):
-        raise ConfigError(f"{name}: expected a JSON list of {{'datetime', 'carbonIntensity'}} objects")
+        raise ConfigError(
+            f"{name}: expected a JSON list of {{'datetime', 'carbonIntensity'}} objects"
+        )
     points = []
     for i, entry in enumerate(payload):
         where = f"{name} entry {i}"
         if not isinstance(entry, dict) or "datetime" not in entry or "carbonIntensity" not in entry:
             raise ConfigError(f"{where}: needs the keys 'datetime' and 'carbonIntensity'")
         points.append(
-            ForecastPoint(_parse_time(entry["datetime"], where), _parse_value(entry["carbonIntensity"], where))
+            ForecastPoint(
+                _parse_time(entry["datetime"], where), _parse_value(entry["carbonIntensity"], where)
+            )
         )
     return points
 
@@ -201,7 +210,7 @@ def parse_forecast(text: str, *, name: str = "forecast") -> list[ForecastPoint]:
 
 def _check_series(points: Sequence[ForecastPoint], name: str) -> None:
     step = _step(points)
-    for prev, cur in zip(points, points[1:], strict=False):
+    for prev, cur in itertools.pairwise(points):
         gap = cur.time - prev.time
         if gap <= timedelta(0):
             raise ConfigError(
@@ -238,7 +247,9 @@ def load_forecast(path: str | Path) -> list[ForecastPoint]:
     return parse_forecast(text, name=str(p))
 
 
-def window_means(points: Sequence[ForecastPoint], duration: timedelta) -> list[tuple[datetime, float]]:
+def window_means(
+    points: Sequence[ForecastPoint], duration: timedelta
+) -> list[tuple[datetime, float]]:
     """Time-weighted mean intensity of every window of ``duration`` that fits in the forecast."""
     if duration <= timedelta(0):
         raise ConfigError("the duration must be longer than zero")
@@ -310,10 +321,14 @@ def fetch_forecast(
     """
     token = token or _settings.env_str(_settings.ENV_EM_TOKEN)
     if not token:
-        raise ConfigError(f"a live forecast needs a token: set {_settings.ENV_EM_TOKEN} or use --forecast FILE")
+        raise ConfigError(
+            f"a live forecast needs a token: set {_settings.ENV_EM_TOKEN} or use --forecast FILE"
+        )
     query = urllib.parse.urlencode({"zone": zone})
     url = f"{_em_base_url(base_url)}/carbon-intensity/forecast?{query}"
-    request = urllib.request.Request(url, headers={"auth-token": token, "Accept": "application/json"})
+    request = urllib.request.Request(
+        url, headers={"auth-token": token, "Accept": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             body = response.read()
@@ -323,10 +338,14 @@ def fetch_forecast(
                 f"Electricity Maps refused the token (HTTP {exc.code}); check {_settings.ENV_EM_TOKEN}"
             ) from None
         if exc.code == 404:
-            raise ConfigError(f"Electricity Maps has no forecast for zone {zone!r} (HTTP 404)") from None
+            raise ConfigError(
+                f"Electricity Maps has no forecast for zone {zone!r} (HTTP 404)"
+            ) from None
         raise IntensityError(f"Electricity Maps forecast failed: HTTP {exc.code}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise IntensityError(f"Electricity Maps is unreachable ({getattr(exc, 'reason', exc)})") from None
+        raise IntensityError(
+            f"Electricity Maps is unreachable ({getattr(exc, 'reason', exc)})"
+        ) from None
     try:
         return parse_forecast(body.decode("utf-8"), name=f"Electricity Maps forecast for {zone}")
     except (ConfigError, UnicodeDecodeError) as exc:
@@ -341,10 +360,14 @@ def parse_regions(text: str) -> list[tuple[str, str]]:
             continue
         provider, sep, region = item.partition(":")
         if not sep or not provider.strip() or not region.strip():
-            raise ConfigError(f"--regions item {item!r} must look like provider:region, e.g. aws:eu-north-1")
+            raise ConfigError(
+                f"--regions item {item!r} must look like provider:region, e.g. aws:eu-north-1"
+            )
         out.append((provider.strip().lower(), region.strip()))
     if not out:
-        raise ConfigError("--regions is empty: give provider:region,... e.g. aws:eu-north-1,aws:us-east-1")
+        raise ConfigError(
+            "--regions is empty: give provider:region,... e.g. aws:eu-north-1,aws:us-east-1"
+        )
     return out
 
 
@@ -376,7 +399,9 @@ def choose_region(
         if series is None and token:
             zone = em_zone(location)
             if zone is None:
-                raise ConfigError(f"--regions {key}: no Electricity Maps zone is known for this region")
+                raise ConfigError(
+                    f"--regions {key}: no Electricity Maps zone is known for this region"
+                )
             series = fetch_forecast(zone, token=token, base_url=base_url)
             source = f"electricitymaps forecast ({zone})"
         elif series is not None:
@@ -386,7 +411,9 @@ def choose_region(
             choice = WindowChoice(start, start + duration, value.g_per_kwh, value.g_per_kwh, 0.0)
             candidates.append(RegionIntensity(key, location.label, choice, value.source))
             continue
-        candidates.append(RegionIntensity(key, location.label, best_window(series, duration), source))
+        candidates.append(
+            RegionIntensity(key, location.label, best_window(series, duration), source)
+        )
     best = candidates[0]
     for cand in candidates[1:]:
         if cand.choice.mean_intensity_g_per_kwh < best.choice.mean_intensity_g_per_kwh:

@@ -59,14 +59,18 @@ def run(args: argparse.Namespace) -> int:
     )
     written: list[str] = []
     if args.png:
-        save_pareto_png(board.rows, args.png, title=f"{board.experiment_name}: accuracy vs total CO2eq")
+        save_pareto_png(
+            board.rows, args.png, title=f"{board.experiment_name}: accuracy vs total CO2eq"
+        )
         written.append(f"wrote {args.png}")
     if args.html:
         _write(args.html, render_leaderboard_html(board))
         written.append(f"wrote {args.html}")
     if args.log_artifacts:
         run_id = _log_artifacts(client, board)
-        written.append(f"logged green/leaderboard.html, green/pareto.png, green/leaderboard.json to run {run_id}")
+        written.append(
+            f"logged green/leaderboard.html, green/pareto.png, green/leaderboard.json to run {run_id}"
+        )
     rows = [row.to_dict() for row in board.rows]
     text = format_table(board)
     if written:
@@ -110,7 +114,9 @@ def _log_artifacts(client: Any, board: Any) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "leaderboard.html").write_text(render_leaderboard_html(board), encoding="utf-8")
-        (out / "leaderboard.json").write_text(json.dumps(board.to_dict(), indent=2), encoding="utf-8")
+        (out / "leaderboard.json").write_text(
+            json.dumps(board.to_dict(), indent=2), encoding="utf-8"
+        )
         try:
             save_pareto_png(board.rows, out / "pareto.png")
         except ConfigError:

@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         mlflow_run = MlflowClient().get_run(args.run_id)
     except MlflowException as exc:
         if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            raise ConfigError(f"run {args.run_id!r} not found; check --run-id and MLFLOW_TRACKING_URI") from None
+            raise ConfigError(
+                f"run {args.run_id!r} not found; check --run-id and MLFLOW_TRACKING_URI"
+            ) from None
         raise
     block = co2_eq_emissions(mlflow_run, training_type=args.training_type)
     text = render_block(block).rstrip("\n")

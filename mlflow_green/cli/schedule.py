@@ -19,7 +19,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="forecast file: CSV 'datetime,carbon_intensity' (ISO 8601, g/kWh) or Electricity Maps JSON",
     )
-    src.add_argument("--zone", help="Electricity Maps zone for a live forecast (needs ELECTRICITYMAPS_API_TOKEN)")
+    src.add_argument(
+        "--zone", help="Electricity Maps zone for a live forecast (needs ELECTRICITYMAPS_API_TOKEN)"
+    )
     parser.add_argument(
         "--regions",
         help="choose the cleanest of provider:region,... (e.g. aws:eu-north-1,aws:us-east-1); "
@@ -34,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     duration = fc.parse_duration(args.duration)
     if args.regions:
         if args.forecast or args.zone:
-            raise ConfigError("--regions cannot be combined with --forecast or --zone: give one of them")
+            raise ConfigError(
+                "--regions cannot be combined with --forecast or --zone: give one of them"
+            )
         choice, candidates = fc.choose_region(fc.parse_regions(args.regions), duration)
         lines = [
             f"cleanest region: {choice.region} ({choice.source})",
@@ -43,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
             f"{choice.now_mean_intensity_g_per_kwh:.1f} g/kWh; saving {choice.saving_pct:.1f}%",
         ]
         lines += [
-            f"  {c.region:<28} {c.choice.mean_intensity_g_per_kwh:8.1f} g/kWh  ({c.source})" for c in candidates
+            f"  {c.region:<28} {c.choice.mean_intensity_g_per_kwh:8.1f} g/kWh  ({c.source})"
+            for c in candidates
         ]
         data = choice.to_dict()
         data["regions"] = [
@@ -65,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         points = fc.fetch_forecast(args.zone)
         source = f"electricitymaps forecast ({args.zone})"
     else:
-        raise ConfigError("give --forecast FILE, --zone ZONE (with ELECTRICITYMAPS_API_TOKEN) or --regions")
+        raise ConfigError(
+            "give --forecast FILE, --zone ZONE (with ELECTRICITYMAPS_API_TOKEN) or --regions"
+        )
     choice = fc.best_window(points, duration)
     text = (
         f"best start {choice.start.isoformat()} (ends {choice.end.isoformat()})\n"

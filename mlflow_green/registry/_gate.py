@@ -296,17 +296,29 @@ class Gate:
     def _promotion(self, name: str, version: str, *, alias: str | None, stage: str | None) -> _Pending | None:
         from flask import g
 
-        backend = self._backend()
-        model = backend.get_registered_model(name)
+        # Cheapest first: whether the policy gates this alias/stage needs no store read, whether
+        # the model has budgets needs its tags; only a gated, budgeted promotion reads further.
         policy = self.policy.for_model(name)
-        tags = dict(model.tags or {})
-        if not model_is_budgeted(policy, tags):
-            return None
         if alias is not None and not policy.alias_gated(alias):
             return None
         if stage is not None and not policy.stage_gated(stage):
             return None
-        verdict = evaluate_with(backend, self.policy, name, version, alias=alias, stage=stage)
+        backend = self._backend()
+        model_tags = backend.registered_model_tags(name)
+        if not model_is_budgeted(policy, model_tags):
+            return None
+        # Each entity is read once per request and handed down (not re-read by evaluate_with).
+        mv = backend.get_model_version(name, str(version))
+        verdict = evaluate_with(
+            backend,
+            self.policy,
+            name,
+            version,
+            alias=alias,
+            stage=stage,
+            model_tags=model_tags,
+            model_version=mv,
+        )
         g.mlflow_green_verdict = verdict
         if not verdict.passed:
             raise _Deny(
@@ -338,8 +350,7 @@ class Gate:
         if policy.gate_create == "none" or (policy.gate_create == "copies" and not is_copy):
             return None
         backend = self._backend()
-        model = backend.get_registered_model(name)
-        tags = dict(model.tags or {})
+        tags = backend.registered_model_tags(name)
         if not model_is_budgeted(policy, tags):
             return None
         fp = footprint_of_source(
@@ -410,8 +421,7 @@ class Gate:
                 f"carbon gate: {msg.key}={msg.value!r} is not a budget; give a plain "
                 "non-negative number in the tag's unit (e.g. 50)"
             )
-        model = self._backend().get_registered_model(msg.name)
-        tags = dict(model.tags or {})
+        tags = self._backend().registered_model_tags(msg.name)
         if msg.key not in tags:
             return None  # a new budget only adds a constraint
         old = parse_budget_tag(msg.key, tags[msg.key])
@@ -431,8 +441,7 @@ class Gate:
         if parse_budget_tag(msg.key, "") is None:
             return None
         self._require_budget_permission(msg.name, msg.key)
-        model = self._backend().get_registered_model(msg.name)
-        if msg.key in (model.tags or {}):
+        if msg.key in self._backend().registered_model_tags(msg.name):
             raise _Deny(
                 f"carbon gate: deleting {msg.key} removes a budget of {msg.name}; only an "
                 "administrator override may loosen a budget"
@@ -444,8 +453,7 @@ class Gate:
         new_rule = self.policy.rule_label(msg.new_name)
         if old_rule == new_rule:
             return None
-        model = self._backend().get_registered_model(msg.name)
-        tags = dict(model.tags or {})
+        tags = self._backend().registered_model_tags(msg.name)
         if model_is_budgeted(self.policy.for_model(msg.name), tags) or model_is_budgeted(
             self.policy.for_model(msg.new_name), tags
         ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,16 @@ def evaluate_with(
     alias: str | None = None,
     stage: str | None = None,
     model_version: Any = None,
+    model_tags: Mapping[str, str] | None = None,
 ) -> Verdict:
-    """The verdict for ``name``/``version`` read through ``backend`` (client or server stores)."""
+    """The verdict for ``name``/``version`` read through ``backend`` (client or server stores).
+
+    A caller that has already read the registered model's tags or the model version passes
+    them as ``model_tags`` / ``model_version``, so each entity is read once per request.
+    """
     if alias and stage:
         raise ConfigError("give either an alias or a stage, not both")
-    model = backend.get_registered_model(name)
+    tags = dict(model_tags) if model_tags is not None else backend.registered_model_tags(name)
     model_policy = policy.for_model(name)
     mv = model_version if model_version is not None else backend.get_model_version(name, str(version))
     fp = model_version_footprint(
@@ -60,7 +66,7 @@ def evaluate_with(
         version=str(version),
         footprint=fp,
         policy=model_policy,
-        model_tags=dict(model.tags or {}),
+        model_tags=tags,
         alias=alias,
         stage=stage,
     )

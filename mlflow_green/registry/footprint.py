@@ -34,11 +34,19 @@ class Backend(Protocol):
 
     def get_run(self, run_id: str) -> Any: ...
     def metric_history(self, run_id: str, key: str) -> list[float]: ...
+    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
+        """Each key's largest finite value over the run's history; keys never logged are absent."""
+        ...
+
     def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]: ...
     def get_logged_model(self, model_id: str) -> Any: ...
     def get_model_version(self, name: str, version: str) -> Any: ...
     def get_model_version_by_alias(self, name: str, alias: str) -> Any: ...
     def get_registered_model(self, name: str) -> Any: ...
+    def registered_model_tags(self, name: str) -> dict[str, str]:
+        """The registered model's tags; MLflow's RESOURCE_DOES_NOT_EXIST when there is no model."""
+        ...
+
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
 
 
@@ -57,18 +65,121 @@ def _all_child_runs(search: Any, experiment_id: str, parent_run_id: str) -> list
             return runs
 
 
+def _maxima_from_histories(backend: Backend, run_id: str, keys: Iterable[str]) -> dict[str, float]:
+    """Generic :meth:`Backend.metric_maxima`: one history read per key."""
+    out: dict[str, float] = {}
+    for key in keys:
+        values = [v for v in backend.metric_history(run_id, key) if math.isfinite(v)]
+        if values:
+            out[key] = max(values)
+    return out
+
+
+def _sql_tracking_store(store: Any) -> Any:
+    """``store`` when it is MLflow's SQLAlchemy tracking store, else None."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:  # pragma: no cover - MLflow without its SQL extras
+        return None
+    if isinstance(store, SqlAlchemyStore) and hasattr(store, "_get_run"):
+        return store
+    return None
+
+
+def _sql_registry_store(store: Any) -> Any:
+    """``store`` when it is MLflow's SQLAlchemy model registry store, else None."""
+    try:
+        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:  # pragma: no cover - MLflow without its SQL extras
+        return None
+    if all(hasattr(store, a) for a in ("_get_sql_model_version", "_get_registered_model")):
+        return store if isinstance(store, SqlAlchemyStore) else None
+    return None
+
+
+def _sql_metric_maxima(store: Any, run_id: str, keys: list[str]) -> dict[str, float]:
+    """The maximum of each metric's history in one ``GROUP BY`` query.
+
+    MLflow stores NaN as ``value=0, is_nan=true`` (skipped here, as the generic path skips
+    non-finite values) and ±inf as ±float max, which the generic path also reads back as finite.
+    """
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+
+    with store.ManagedSessionMaker() as session:
+        validate = getattr(store, "_validate_run_accessible", None)
+        if validate is not None:  # the workspace hook get_metric_history calls too
+            validate(session, run_id)
+        rows = (
+            session.query(SqlMetric.key, sa.func.max(SqlMetric.value))
+            .filter(
+                SqlMetric.run_uuid == run_id,
+                SqlMetric.key.in_(keys),
+                SqlMetric.is_nan == sa.false(),
+            )
+            .group_by(SqlMetric.key)
+            .all()
+        )
+    return {key: float(value) for key, value in rows if value is not None}
+
+
+def _sql_set_model_version_tags(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
+    """All tags in one transaction, as ``set_model_version_tag`` writes one (same checks, rows)."""
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
+    from mlflow.utils.validation import _validate_model_version_tag
+
+    for key, value in tags.items():
+        _validate_model_version_tag(key, value)
+    with store.ManagedSessionMaker(read_only=False) as session:
+        # Checks the version exists (and is not deleted); eager=True loads its tags into the
+        # session, so each merge below updates in memory instead of SELECTing its row first.
+        sql_mv = store._get_sql_model_version(session, name, version, eager=True)
+        for key, value in tags.items():
+            session.merge(
+                SqlModelVersionTag(
+                    workspace=sql_mv.workspace,
+                    name=sql_mv.name,
+                    version=sql_mv.version,
+                    key=key,
+                    value=value,
+                )
+            )
+
+
 class StoreBackend:
-    """Reads through the tracking server's own stores (no HTTP to itself)."""
+    """Reads through the tracking server's own stores (no HTTP to itself).
+
+    The gate runs on every promotion request, so with MLflow's SQLAlchemy stores it reads only
+    what a footprint needs, each in one short session: a run without its inputs and outputs, a
+    model version without its ``aliases`` (left empty), a registered model's tags only, the
+    cumulative-metric maxima in one query; and it writes the evidence tags in one transaction.
+    Any other store goes through its public methods.
+    """
 
     def __init__(self, tracking_store: Any, registry_store: Any) -> None:
         self.tracking_store = tracking_store
         self.registry_store = registry_store
 
     def get_run(self, run_id: str) -> Any:
-        return self.tracking_store.get_run(run_id)
+        sql = _sql_tracking_store(self.tracking_store)
+        if sql is None:
+            return self.tracking_store.get_run(run_id)
+        with sql.ManagedSessionMaker() as session:
+            # Run info, latest metrics, params and tags (what get_run loads before its three
+            # dataset/logged-model input and output queries, which a footprint never reads).
+            return sql._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
 
     def metric_history(self, run_id: str, key: str) -> list[float]:
         return [m.value for m in self.tracking_store.get_metric_history(run_id, key)]
+
+    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        sql = _sql_tracking_store(self.tracking_store)
+        if sql is not None:
+            return _sql_metric_maxima(sql, run_id, keys)
+        return _maxima_from_histories(self, run_id, keys)
 
     def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
         return _all_child_runs(self.tracking_store.search_runs, experiment_id, parent_run_id)
@@ -77,7 +188,13 @@ class StoreBackend:
         return self.tracking_store.get_logged_model(model_id)
 
     def get_model_version(self, name: str, version: str) -> Any:
-        return self.registry_store.get_model_version(name, version)
+        sql = _sql_registry_store(self.registry_store)
+        if sql is None:
+            return self.registry_store.get_model_version(name, version)
+        with sql.ManagedSessionMaker() as session:
+            # The version and its tags; MLflow's get_model_version also reads the registered
+            # model and its aliases to fill ``aliases``, which a footprint never reads.
+            return sql._get_sql_model_version(session, name, version, eager=True).to_mlflow_entity()
 
     def get_model_version_by_alias(self, name: str, alias: str) -> Any:
         return self.registry_store.get_model_version_by_alias(name, alias)
@@ -85,7 +202,23 @@ class StoreBackend:
     def get_registered_model(self, name: str) -> Any:
         return self.registry_store.get_registered_model(name)
 
+    def registered_model_tags(self, name: str) -> dict[str, str]:
+        sql = _sql_registry_store(self.registry_store)
+        if sql is None:
+            return dict(self.registry_store.get_registered_model(name).tags or {})
+        with sql.ManagedSessionMaker() as session:
+            # The model row (RESOURCE_DOES_NOT_EXIST when absent) and its tags: two small
+            # queries instead of get_registered_model's five (aliases, latest versions, ...).
+            model = sql._get_registered_model(session, name)
+            return {tag.key: tag.value for tag in model.registered_model_tags}
+
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        sql = _sql_registry_store(self.registry_store)
+        if sql is not None:
+            _sql_set_model_version_tags(sql, name, version, tags)
+            return
         from mlflow.entities.model_registry import ModelVersionTag
 
         for key, value in tags.items():
@@ -103,6 +236,9 @@ class ClientBackend:
 
     def metric_history(self, run_id: str, key: str) -> list[float]:
         return [m.value for m in self.client.get_metric_history(run_id, key)]
+
+    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
+        return _maxima_from_histories(self, run_id, keys)
 
     def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
         c = self.client
@@ -123,6 +259,9 @@ class ClientBackend:
 
     def get_registered_model(self, name: str) -> Any:
         return self.client.get_registered_model(name)
+
+    def registered_model_tags(self, name: str) -> dict[str, str]:
+        return dict(self.client.get_registered_model(name).tags or {})
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -264,11 +403,9 @@ _CUMULATIVE = (schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_CO2EQ_KG, schema.CUM_ENERGY
 def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFootprint:
     metrics = dict(run.data.metrics)
     if backend is not None:
-        for key in _CUMULATIVE:
-            if key in metrics:
-                values = [v for v in backend.metric_history(run.info.run_id, key) if math.isfinite(v)]
-                if values:
-                    metrics[key] = max(values)
+        present = [key for key in _CUMULATIVE if key in metrics]
+        if present:
+            metrics.update(backend.metric_maxima(run.info.run_id, present))
     tags = run.data.tags
     methods = {
         component: tags[tag]
@@ -310,8 +447,11 @@ def resolve_source_run(
     """``(run_id, copy chain, notes)`` for a version's ``source``/``run_id`` pair.
 
     ``models:/name/version`` (copy_model_version) follows the source version; ``models:/m-<id>``
-    (an MLflow 3 logged model) uses the logged model's ``source_run_id``; ``runs:/<id>/...`` its
-    run. The source decides over a ``run_id`` given alongside it: a client can send any run_id.
+    (an MLflow 3 logged model) uses the logged model's ``source_run_id``, whatever ``run_id`` a
+    client sent alongside it. Otherwise the version's ``run_id`` is its source run, and a
+    ``runs:/<id>/...`` source only names the run when ``run_id`` is empty: the MLflow server
+    refuses a ``runs:/`` source whose run differs from ``run_id``, so the two only disagree in
+    versions written straight into a store, where ``run_id`` is the recorded lineage.
     """
     chain: list[str] = []
     notes: list[str] = []
@@ -346,10 +486,12 @@ def resolve_source_run(
                         )
                     return logged_run, tuple(chain), tuple(notes)
             return run_id or None, tuple(chain), tuple(notes)
-        from_uri = _run_id_from_runs_uri(source)
-        if from_uri:
-            return from_uri, tuple(chain), tuple(notes)
-        return run_id or None, tuple(chain), tuple(notes)
+        if run_id:
+            from_uri = _run_id_from_runs_uri(source)
+            if from_uri and from_uri != run_id:
+                notes.append(f"source {source} names run {from_uri}; the version's run_id {run_id} is used")
+            return run_id, tuple(chain), tuple(notes)
+        return _run_id_from_runs_uri(source), tuple(chain), tuple(notes)
     notes.append(f"copy chain longer than {_MAX_COPY_DEPTH} versions")
     return None, tuple(chain), tuple(notes)
 

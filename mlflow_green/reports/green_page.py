@@ -50,9 +50,24 @@ def _tags(entity: Any) -> dict[str, str]:
     return {t.key: t.value for t in tags}  # list of tag entities
 
 
-def _aliases(version: Any) -> list[str]:
-    aliases = getattr(version, "aliases", None) or []
-    return sorted(str(a) for a in aliases)
+def _model_aliases(model: Any) -> dict[str, list[str]]:
+    """version -> aliases, from the registered model (stores do not always fill versions')."""
+    raw = getattr(model, "aliases", None) or {}
+    pairs = (
+        raw.items()
+        if isinstance(raw, dict)
+        else ((getattr(a, "alias", None), getattr(a, "version", None)) for a in raw)
+    )
+    out: dict[str, list[str]] = {}
+    for alias, version in pairs:
+        if alias is not None and version is not None:
+            out.setdefault(str(version), []).append(str(alias))
+    return out
+
+
+def _aliases(version: Any, by_version: dict[str, list[str]]) -> list[str]:
+    own = [str(a) for a in (getattr(version, "aliases", None) or [])]
+    return sorted(set(own) | set(by_version.get(str(version.version), [])))
 
 
 def _filter_quote(name: str) -> str:
@@ -97,7 +112,11 @@ def _verdict_badge(verdict: str | None) -> str:
 def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
     name = str(model.name)
     tags = _tags(model)
-    budgets = {k[len(schema.BUDGET_PREFIX) :]: v for k, v in tags.items() if k.startswith(schema.BUDGET_PREFIX)}
+    budgets = {
+        k[len(schema.BUDGET_PREFIX) :]: v
+        for k, v in tags.items()
+        if k.startswith(schema.BUDGET_PREFIX)
+    }
     versions = list(
         _pages(
             registry_store.search_model_versions,
@@ -106,6 +125,7 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
             order_by=None,
         )
     )
+    by_version = _model_aliases(model)
     versions.sort(key=lambda v: int(v.version) if str(v.version).isdigit() else 0, reverse=True)
     checked = [(_tags(v).get(schema.GATE_CHECKED_AT, ""), v) for v in versions]
     checked = [(at, v) for at, v in checked if at]
@@ -122,7 +142,9 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
             f"{escape(str(latest.version))} at {escape(lt.get(schema.GATE_CHECKED_AT, ''))}</p>"
         )
     if budgets:
-        parts.append("<table><thead><tr><th class=\"name\">budget</th><th>limit</th></tr></thead><tbody>")
+        parts.append(
+            '<table><thead><tr><th class="name">budget</th><th>limit</th></tr></thead><tbody>'
+        )
         for key in sorted(budgets):
             parts.append(
                 f'<tr><td class="name"><code>{escape(schema.BUDGET_PREFIX + key)}</code></td>'
@@ -133,13 +155,16 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
         parts.append('<p class="muted">No green.budget.* tags on this model.</p>')
     if versions:
         parts.append(
-            "<table><thead><tr><th>version</th><th class=\"name\">stage / aliases</th>"
+            '<table><thead><tr><th>version</th><th class="name">stage / aliases</th>'
             "<th>verdict</th><th>total kg</th><th>energy kWh</th><th>checked at</th>"
-            "<th class=\"name\">reasons</th></tr></thead><tbody>"
+            '<th class="name">reasons</th></tr></thead><tbody>'
         )
         for v in versions[:_VERSIONS_PER_MODEL]:
             vt = _tags(v)
-            where = ", ".join([str(v.current_stage)] * (v.current_stage not in (None, "None")) + _aliases(v))
+            where = ", ".join(
+                [str(v.current_stage)] * (v.current_stage not in (None, "None"))
+                + _aliases(v, by_version)
+            )
             href = f"{model_href}/versions/{quote(str(v.version), safe='')}"
             parts.append(
                 f'<tr><td><a href="{escape(href, quote=True)}">{escape(str(v.version))}</a></td>'
@@ -152,7 +177,9 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
             )
         parts.append("</tbody></table>")
         if len(versions) > _VERSIONS_PER_MODEL:
-            parts.append(f'<p class="muted">{_VERSIONS_PER_MODEL} newest of {len(versions)} versions shown.</p>')
+            parts.append(
+                f'<p class="muted">{_VERSIONS_PER_MODEL} newest of {len(versions)} versions shown.</p>'
+            )
     else:
         parts.append('<p class="muted">No versions.</p>')
     parts.append("</section>")

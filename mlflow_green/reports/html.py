@@ -33,8 +33,8 @@ tr.pareto td{background:#eef8f1} .badge{display:inline-block;padding:1px 6px;bor
 def page(title: str, body: str) -> str:
     """A whole HTML document around ``body`` (already escaped HTML)."""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>{body}</body></html>\n"
     )
 
@@ -43,7 +43,9 @@ def _cell(value: float | None, *, percent: bool = False) -> str:
     return f"<td>{escape(format_number(value, percent=percent))}</td>"
 
 
-def _row_html(row: LeaderboardRow, rank: int, run_link: Callable[[LeaderboardRow], str] | None) -> str:
+def _row_html(
+    row: LeaderboardRow, rank: int, run_link: Callable[[LeaderboardRow], str] | None
+) -> str:
     name = escape(row.run_name)
     if run_link is not None:
         name = f'<a href="{escape(run_link(row), quote=True)}">{name}</a>'
@@ -51,12 +53,16 @@ def _row_html(row: LeaderboardRow, rank: int, run_link: Callable[[LeaderboardRow
     if row.pareto:
         badges.append('<span class="badge front" title="on the Pareto frontier">Pareto</span>')
     if row.simulated:
-        badges.append('<span class="badge sim" title="energy from a simulated sampler">simulated</span>')
+        badges.append(
+            '<span class="badge sim" title="energy from a simulated sampler">simulated</span>'
+        )
     if row.status and row.status != "ok":
-        badges.append(f'<span class="badge deg" title="{escape(row.status, quote=True)}">degraded</span>')
+        badges.append(
+            f'<span class="badge deg" title="{escape(row.status, quote=True)}">degraded</span>'
+        )
     return (
         f'<tr class="{"pareto" if row.pareto else ""}" data-run-id="{escape(row.run_id, quote=True)}">'
-        f"<td>{rank}</td><td class=\"name\">{name} {' '.join(badges)}</td>"
+        f'<td>{rank}</td><td class="name">{name} {" ".join(badges)}</td>'
         + _cell(row.accuracy)
         + _cell(row.energy_kwh)
         + _cell(row.co2eq_kg)
@@ -77,7 +83,10 @@ def leaderboard_section(
 ) -> str:
     """One experiment's leaderboard as an HTML ``<section>``: plot, table, skipped runs."""
     h = f"h{heading_level}"
-    metric = board.metric or "per run: green.accuracy_metric tag, else eval_accuracy/val_accuracy/val_acc/accuracy"
+    metric = (
+        board.metric
+        or "per run: green.accuracy_metric tag, else eval_accuracy/val_accuracy/val_acc/accuracy"
+    )
     parts = [
         f'<section class="leaderboard" data-experiment-id="{escape(board.experiment_id, quote=True)}">',
         f"<{h}>{escape(board.experiment_name)}</{h}>",
@@ -85,16 +94,20 @@ def leaderboard_section(
         f"sorted by {escape(board.sort)} · accuracy metric: {escape(metric)}</p>",
     ]
     if board.rows:
-        parts.append(pareto_svg(board.rows, title=f"{board.experiment_name}: accuracy vs total CO2eq"))
         parts.append(
-            "<table><thead><tr><th>#</th><th class=\"name\">run</th><th>accuracy</th>"
+            pareto_svg(board.rows, title=f"{board.experiment_name}: accuracy vs total CO2eq")
+        )
+        parts.append(
+            '<table><thead><tr><th>#</th><th class="name">run</th><th>accuracy</th>'
             "<th>energy kWh</th><th>operational kg</th><th>embodied kg</th><th>total kg</th>"
             "<th>embodied share</th><th>accuracy / kg</th><th>Green Score</th></tr></thead><tbody>"
         )
         parts.extend(_row_html(r, i, run_link) for i, r in enumerate(board.rows, 1))
         parts.append("</tbody></table>")
         if len(board.rows) < board.total_ranked:
-            parts.append(f'<p class="muted">{len(board.rows)} of {board.total_ranked} runs shown.</p>')
+            parts.append(
+                f'<p class="muted">{len(board.rows)} of {board.total_ranked} runs shown.</p>'
+            )
     else:
         parts.append('<p class="muted">No run of this experiment carries green/ metrics yet.</p>')
     if board.skipped:

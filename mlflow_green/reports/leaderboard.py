@@ -317,9 +317,7 @@ def build_leaderboard(
         else:
             rows.append(row)
     mask = pareto_mask([(r.accuracy, r.total_co2eq_kg) for r in rows])
-    marked = [
-        replace(r, pareto=True) if on else r for r, on in zip(rows, mask, strict=True)
-    ]
+    marked = [replace(r, pareto=True) if on else r for r, on in zip(rows, mask, strict=True)]
     ordered = _sort_rows(marked, sort)
     if top is not None:
         ordered = ordered[:top]
@@ -347,7 +345,9 @@ def leaderboard(
 ) -> Leaderboard:
     """The leaderboard of the experiment named ``experiment`` (an MlflowClient or a store)."""
     exp = find_experiment(searcher, experiment)
-    runs = iter_runs(searcher, [exp.experiment_id], filter_string=filter_string, page_size=page_size)
+    runs = iter_runs(
+        searcher, [exp.experiment_id], filter_string=filter_string, page_size=page_size
+    )
     return build_leaderboard(
         runs,
         experiment_id=exp.experiment_id,
@@ -403,14 +403,21 @@ def format_table(board: Leaderboard) -> str:
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    lines = [f"experiment {board.experiment_name!r} ({board.experiment_id}), sorted by {board.sort}"]
+    lines = [
+        f"experiment {board.experiment_name!r} ({board.experiment_id}), sorted by {board.sort}"
+    ]
     lines.append(fmt(headers))
     lines.extend(fmt(line) for line in body)
     shown = len(board.rows)
-    summary = f"{shown} of {board.total_ranked} runs shown" if shown < board.total_ranked else f"{shown} runs"
+    summary = (
+        f"{shown} of {board.total_ranked} runs shown"
+        if shown < board.total_ranked
+        else f"{shown} runs"
+    )
     lines.append(f"{summary}; * = Pareto frontier (max accuracy, min total CO2eq)")
     if any(r.simulated for r in board.rows):
         lines.append("(sim) = energy from a simulated sampler, not a measurement")

@@ -29,7 +29,12 @@ CARD_KEY = "co2_eq_emissions"
 TAG_TRAINING_TYPE = "green.training_type"
 _TRAINING_TYPES = ("pre-training", "fine-tuning")
 # Parameters a fine-tuning run logs (HF Trainer logs the model config, `_name_or_path` included).
-_BASE_MODEL_PARAMS = ("_name_or_path", "model_name_or_path", "base_model", "pretrained_model_name_or_path")
+_BASE_MODEL_PARAMS = (
+    "_name_or_path",
+    "model_name_or_path",
+    "base_model",
+    "pretrained_model_name_or_path",
+)
 
 
 def _training_type(run: Any, explicit: str | None) -> str:
@@ -117,9 +122,13 @@ def merge_front_matter(card: str, block: dict[str, Any]) -> str:
     try:
         parsed = yaml.safe_load(inner) if inner.strip() else {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"the model card's front matter is not valid YAML: {' '.join(str(exc).split())[:200]}") from None
+        raise ConfigError(
+            f"the model card's front matter is not valid YAML: {' '.join(str(exc).split())[:200]}"
+        ) from None
     if parsed is not None and not isinstance(parsed, dict):
-        raise ConfigError("the model card's front matter is not a YAML mapping; fix it before merging")
+        raise ConfigError(
+            "the model card's front matter is not a YAML mapping; fix it before merging"
+        )
     newline = "\r\n" if "\r\n" in inner else "\n"
     lines = inner.splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if re.match(rf"^{CARD_KEY}\s*:", line)), None)
@@ -138,5 +147,7 @@ def merge_front_matter(card: str, block: dict[str, Any]) -> str:
     merged = card[: match.start(1)] + new_inner + card[match.end(1) :]
     check = yaml.safe_load(_FRONT.match(merged).group(1))  # type: ignore[union-attr]
     if not isinstance(check, dict) or check.get(CARD_KEY) != block:
-        raise ConfigError("could not merge co2_eq_emissions into this front matter; edit it by hand")
+        raise ConfigError(
+            "could not merge co2_eq_emissions into this front matter; edit it by hand"
+        )
     return merged

@@ -93,7 +93,10 @@ def save_pareto_png(
     fig = Figure(figsize=(8, 5), dpi=120)
     ax = fig.subplots()
     if data.points:
-        for on_front, color, label in ((False, _OTHER_COLOR, "run"), (True, _FRONT_COLOR, "Pareto frontier")):
+        for on_front, color, label in (
+            (False, _OTHER_COLOR, "run"),
+            (True, _FRONT_COLOR, "Pareto frontier"),
+        ):
             xs = [p[0] for p in data.points if p[3] == on_front]
             ys = [p[1] for p in data.points if p[3] == on_front]
             if xs:
@@ -110,9 +113,17 @@ def save_pareto_png(
             ax.set_xscale("log")
         ax.legend(loc="lower right", fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no run has both an accuracy and a total CO2eq", ha="center",
-                va="center", transform=ax.transAxes)
-    ax.set_xlabel("total CO2eq (kg, operational + embodied)" + (", log scale" if data.log_x else ""))
+        ax.text(
+            0.5,
+            0.5,
+            "no run has both an accuracy and a total CO2eq",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    ax.set_xlabel(
+        "total CO2eq (kg, operational + embodied)" + (", log scale" if data.log_x else "")
+    )
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)

@@ -103,3 +103,139 @@ def test_mlflow3_logged_model_source_resolves_its_run(client: Any, experiment_id
     f = footprint(client, name, str(mv.version))
     assert f.source_run_id == rid
     assert f.total_co2eq_kg == pytest.approx(6.0)
+
+
+# -- the version's source run ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "run_id_field", "expect", "note"),
+    [
+        # A store written directly (no server) can hold a runs:/ source that disagrees with
+        # run_id; the version's run_id is its recorded lineage and decides.
+        ("runs:/{other}/model", "{rid}", "{rid}", "names run {other}"),
+        ("runs:/{rid}/model", "{rid}", "{rid}", None),
+        # No run_id: the runs:/ source names the run.
+        ("runs:/{rid}/model", "", "{rid}", None),
+        ("s3://bucket/path/model", "{rid}", "{rid}", None),
+    ],
+)
+def test_run_id_decides_and_runs_uri_is_the_fallback(
+    client: Any, experiment_id: str, source: str, run_id_field: str, expect: str, note: str | None
+) -> None:
+    rid = log_green_run(client, experiment_id, 2.0)
+    other = "0" * 32  # e.g. a placeholder source, as seeding scripts write
+    fill = {"rid": rid, "other": other}
+    name = unique("m")
+    client.create_registered_model(name)
+    mv = client.create_model_version(name, source.format(**fill), run_id=run_id_field.format(**fill) or None)
+    f = footprint(client, name, str(mv.version))
+    assert f.source_run_id == expect.format(**fill)
+    assert f.missing == ()
+    assert f.total_co2eq_kg == pytest.approx(2.0)
+    if note is None:
+        assert f.notes == ()
+    else:
+        assert any(note.format(**fill) in n for n in f.notes)
+
+
+# -- server-store fast paths and their generic fallbacks --------------------------------------
+
+
+class _PlainStore:
+    """Delegates to a store without being one of MLflow's SQLAlchemy stores: the generic path."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _backend(client: Any, kind: str) -> Any:
+    from mlflow_green.registry.footprint import StoreBackend
+
+    tracking = client._tracking_client.store
+    registry = client._get_registry_client().store
+    if kind == "client":
+        return ClientBackend(client)
+    if kind == "store-sql":
+        return StoreBackend(tracking, registry)
+    return StoreBackend(_PlainStore(tracking), _PlainStore(registry))
+
+
+BACKENDS = ["client", "store-sql", "store-generic"]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_metric_maxima_ignore_later_smaller_and_nan_values(client: Any, experiment_id: str, kind: str) -> None:
+    rid = log_green_run(client, experiment_id, 4.0, energy_kwh=10.0)
+    client.log_metric(rid, schema.CUM_TOTAL_CO2EQ_KG, 0.001, step=99)
+    client.log_metric(rid, schema.CUM_ENERGY_KWH, float("nan"), step=99)
+    backend = _backend(client, kind)
+    keys = [schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_ENERGY_KWH, "green/never_logged"]
+    maxima = backend.metric_maxima(rid, keys)
+    assert maxima == {
+        schema.CUM_TOTAL_CO2EQ_KG: pytest.approx(4.0),
+        schema.CUM_ENERGY_KWH: pytest.approx(10.0),
+    }
+    name = unique("m")
+    f = model_version_footprint(backend, name, register(client, name, rid))
+    assert f.total_co2eq_kg == pytest.approx(4.0)
+    assert f.energy_kwh == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+def test_evidence_tags_are_written_and_overwritten(client: Any, experiment_id: str, kind: str) -> None:
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 1.0))
+    client.set_model_version_tag(name, v, "green.gate.verdict", "fail")
+    client.set_model_version_tag(name, v, "note", "kept")
+    backend = _backend(client, kind)
+    tags = {"green.gate.verdict": "pass", "green.gate.total_co2eq_kg": "1", "green.gate.scope": ""}
+    backend.set_model_version_tags(name, v, tags)
+    assert client.get_model_version(name, v).tags == {**tags, "note": "kept"}
+
+
+def test_evidence_tags_are_one_transaction_on_a_sql_store(client: Any, experiment_id: str) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 1.0))
+    backend = _backend(client, "store-sql")
+    commits: list[object] = []
+
+    def on_commit(conn: Any) -> None:
+        commits.append(conn)
+
+    event.listen(Engine, "commit", on_commit)
+    try:
+        backend.set_model_version_tags(name, v, {f"green.gate.k{i}": str(i) for i in range(6)})
+    finally:
+        event.remove(Engine, "commit", on_commit)
+    assert len(commits) == 1
+    assert client.get_model_version(name, v).tags == {f"green.gate.k{i}": str(i) for i in range(6)}
+
+
+@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+def test_evidence_on_a_missing_version_raises_and_writes_nothing(client: Any, experiment_id: str, kind: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    name = unique("m")
+    register(client, name, log_green_run(client, experiment_id, 1.0))
+    backend = _backend(client, kind)
+    with pytest.raises(MlflowException) as info:
+        backend.set_model_version_tags(name, "7", {"green.gate.verdict": "pass"})
+    assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_an_invalid_evidence_tag_writes_none_of_them(client: Any, experiment_id: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 1.0))
+    backend = _backend(client, "store-sql")
+    with pytest.raises(MlflowException):
+        backend.set_model_version_tags(name, v, {"green.gate.verdict": "pass", "x" * 300: "too long a key"})
+    assert "green.gate.verdict" not in client.get_model_version(name, v).tags

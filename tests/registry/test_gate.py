@@ -114,3 +114,83 @@ def test_admin_override_token_must_match(monkeypatch: pytest.MonkeyPatch) -> Non
     assert resp.get_data(as_text=True) == HANDLER_RAN
     (pending,) = recorded
     assert pending.on_model and "audit fix" in pending.tags["green.gate.override"]
+
+
+# -- what one gated request reads ---------------------------------------------------------------
+
+
+class _CountingBackend:
+    """The server-store backend over a local SQLite store, counting each read and write."""
+
+    def __init__(self, client: Any) -> None:
+        from mlflow_green.registry.footprint import StoreBackend
+
+        self._inner = StoreBackend(client._tracking_client.store, client._get_registry_client().store)
+        self.tracking_store = self._inner.tracking_store
+        self.registry_store = self._inner.registry_store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def _gate_reads(monkeypatch: pytest.MonkeyPatch, client: Any, policy: Policy, body: dict[str, Any]) -> tuple[Any, list[str]]:
+    backend = _CountingBackend(client)
+    monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
+    flask_app = _routed_app(f"gate-reads-{body['name']}")
+    Gate(policy).install(flask_app)
+    resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
+    return resp, backend.calls
+
+
+def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.registry._helpers import log_green_run, register, unique
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 0.5),
+                 model_tags={"green.budget.total_co2eq_kg": "1"})
+    resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "champion", "version": v})
+    assert resp.get_data(as_text=True) == HANDLER_RAN
+    assert sorted(calls) == sorted(
+        ["get_registered_model", "get_model_version", "get_run", "metric_maxima", "set_model_version_tags"]
+    )
+    tags = client.get_model_version(name, v).tags
+    assert tags["green.gate.verdict"] == "pass" and tags["green.gate.scope"] == "champion"
+
+
+@pytest.mark.parametrize(
+    ("policy_doc", "model_tags", "alias", "expect_calls"),
+    [
+        # No budget tag and no policy budget: only the model's tags are read.
+        (None, {}, "champion", ["get_registered_model"]),
+        # An alias the policy does not gate: nothing is read at all.
+        ({"defaults": {"gated_aliases": ["champion"]}}, {"green.budget.total_co2eq_kg": "1"}, "canary", []),
+    ],
+)
+def test_ungated_requests_skip_the_evaluation(
+    client: Any,
+    experiment_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    policy_doc: dict[str, Any] | None,
+    model_tags: dict[str, str],
+    alias: str,
+    expect_calls: list[str],
+) -> None:
+    from mlflow_green.registry.policy import parse_policy
+    from tests.registry._helpers import log_green_run, register, unique
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 5.0), model_tags=model_tags)
+    policy = parse_policy(policy_doc, "test.yaml") if policy_doc is not None else Policy()
+    resp, calls = _gate_reads(monkeypatch, client, policy, {"name": name, "alias": alias, "version": v})
+    assert resp.get_data(as_text=True) == HANDLER_RAN
+    assert calls == expect_calls
+    assert not any(k.startswith("green.gate.") for k in client.get_model_version(name, v).tags)

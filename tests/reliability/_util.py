@@ -89,13 +89,16 @@ def run_cli(
 
 
 def run_cli_many(
-    cases: Sequence[tuple[Sequence[str], Mapping[str, str | None] | None]], *, workers: int = 4
+    cases: Sequence[tuple[Sequence[str], Mapping[str, str | None] | None]],
+    *,
+    workers: int = 4,
+    timeout: float = 90.0,
 ) -> list[CliResult]:
     """Several CLI calls at once (each is a separate process; the machine is I/O bound on start)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_cli, *args, env=env) for args, env in cases]
+        futures = [pool.submit(run_cli, *args, env=env, timeout=timeout) for args, env in cases]
         return [f.result() for f in futures]
 
 

@@ -259,7 +259,8 @@ def cli_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliResult
     tmp = _cli_tmp(tmp_path_factory)
     _write_inputs(tmp)
     runnable = [c for c in _cli_cases(tmp) if _available(c[1][0])]
-    results = run_cli_many([(argv, env) for _, argv, env, _ in runnable], workers=4)
+    # 45 s per call: far above a healthy call even on a loaded machine; a hang is its case's failure.
+    results = run_cli_many([(argv, env) for _, argv, env, _ in runnable], workers=4, timeout=45.0)
     return {case[0]: result for case, result in zip(runnable, results, strict=True)}
 
 
@@ -268,16 +269,28 @@ def _available(command: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
+_KNOWN_DEFECTS = {
+    "leaderboard-unreachable": "defect: `mlflow-green leaderboard` hangs (MLflow's HTTP retries) when the "
+    "tracking server is unreachable, instead of one line and exit 2; see docs/reliability-defects.md",
+}
+
 # The ids are needed at collection time; the paths inside do not matter for them.
 _CASE_IDS = [(c[0], c[1][0], c[3]) for c in _cli_cases(Path("/unused"))]
 
 
 @pytest.mark.parametrize(("case_id", "command", "needles"), _CASE_IDS, ids=[c[0] for c in _CASE_IDS])
 def test_cli_bad_input(
-    case_id: str, command: str, needles: tuple[str, ...], cli_results: dict[str, CliResult], tally: Tally
+    case_id: str,
+    command: str,
+    needles: tuple[str, ...],
+    cli_results: dict[str, CliResult],
+    tally: Tally,
+    request: pytest.FixtureRequest,
 ) -> None:
     if not _available(command):
         pytest.skip(f"`mlflow-green {command}` has not landed yet ({_OPTIONAL_MODULES[command]} is missing)")
+    if case_id in _KNOWN_DEFECTS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=_KNOWN_DEFECTS[case_id]))
     tally.bad_input(f"CLI {case_id}")
     assert_one_line_usage_error(cli_results[case_id], *needles)
 

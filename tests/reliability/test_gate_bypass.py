@@ -420,18 +420,26 @@ def test_rewriting_the_runs_method_tag_does_not_pass(gated: Gated, tally: Tally)
 # -- concurrent promotions -------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="defect: concurrent promotions of one version within budget: the evidence write hits a "
+    "UNIQUE constraint and the gate fails closed (403); see docs/reliability-defects.md",
+)
 def test_concurrent_promotions(gated: Gated, tally: Tally) -> None:
     name, (bad, good) = gated.model({BUDGET_TAG: "1"}, 5.0, 0.5)
     url = f"{gated.url}/api/2.0/mlflow/registered-models/alias"
     results: dict[str, list[int]] = {bad: [], good: []}
+    messages: list[str] = []
     lock = threading.Lock()
     barrier = threading.Barrier(8)
 
     def promote(version: str) -> None:
         barrier.wait()
-        status = requests.post(url, json={"name": name, "alias": "champion", "version": version}, timeout=120).status_code
+        resp = requests.post(url, json={"name": name, "alias": "champion", "version": version}, timeout=120)
         with lock:
-            results[version].append(status)
+            results[version].append(resp.status_code)
+            if resp.status_code != 200:
+                messages.append(resp.text[:300])
 
     threads = [threading.Thread(target=promote, args=(bad if i % 2 else good,)) for i in range(8)]
     tally.bypass("8 concurrent promotions (4 over budget, 4 within) to one alias", n=4)
@@ -439,8 +447,8 @@ def test_concurrent_promotions(gated: Gated, tally: Tally) -> None:
         t.start()
     for t in threads:
         t.join(180)
-    assert results[bad] == [403] * 4, results
-    assert results[good] == [200] * 4, results
+    assert results[bad] == [403] * 4, (results, messages)
+    assert results[good] == [200] * 4, (results, messages)
     assert gated.aliases(name)["champion"] == good
 
 

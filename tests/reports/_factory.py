@@ -6,8 +6,10 @@ The cumulative keys' last step holds the run totals, which is what the reports r
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
+import pytest
 from mlflow.entities import Metric, Param, RunTag
 
 from mlflow_green.tracking import schema
@@ -89,7 +91,26 @@ DEMO_FRONTIER = {"bert-small", "bert-base", "bert-large"}
 def make_demo_experiment(client: Any, name: str = "demo") -> str:
     experiment_id = client.create_experiment(name)
     for run_name, acc, total, emb in DEMO_RUNS:
-        log_green_run(client, experiment_id, run_name, accuracy=acc, total_kg=total, embodied_kg=emb)
+        log_green_run(
+            client, experiment_id, run_name, accuracy=acc, total_kg=total, embodied_kg=emb
+        )
     plain = client.create_run(experiment_id, run_name="not-measured")
     client.log_metric(plain.info.run_id, "accuracy", 0.5)
     return experiment_id
+
+
+@pytest.fixture(scope="session")
+def green_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the session (migrations are slow), holding the ``demo`` experiment.
+
+    Tests that need their own runs create uniquely named experiments in it.
+    """
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('green-db') / 'mlflow.db'}"
+    make_demo_experiment(MlflowClient(uri))
+    return uri
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -6,16 +6,17 @@ from mlflow import MlflowClient
 from mlflow_green.errors import ConfigError
 from mlflow_green.reports.leaderboard import build_leaderboard, format_table, leaderboard
 from mlflow_green.tracking import schema
-from tests.reports._factory import DEMO_FRONTIER, DEMO_RUNS, log_green_run, make_demo_experiment
+from tests.reports._factory import DEMO_FRONTIER, DEMO_RUNS, green_db, log_green_run, unique
+
+__all__ = ["green_db"]  # the session fixture, imported to be used here
 
 
 @pytest.fixture
-def client(mlflow_local: str) -> MlflowClient:
-    return MlflowClient(mlflow_local)
+def client(green_db: str) -> MlflowClient:
+    return MlflowClient(green_db)
 
 
 def test_rows_from_latest_cumulative_metrics(client):
-    make_demo_experiment(client)
     board = leaderboard(client, "demo")
     by_name = {r.run_name: r for r in board.rows}
     assert set(by_name) == {name for name, *_ in DEMO_RUNS}
@@ -36,8 +37,16 @@ def test_rows_from_latest_cumulative_metrics(client):
     per_kg = [r.accuracy_per_kg for r in board.rows]
     assert per_kg == sorted(per_kg, reverse=True)
     assert set(board.rows[0].to_dict()) >= {
-        "run_id", "run_name", "accuracy", "energy_kwh", "co2eq_kg", "embodied_kg",
-        "total_co2eq_kg", "embodied_share", "accuracy_per_kg", "pareto",
+        "run_id",
+        "run_name",
+        "accuracy",
+        "energy_kwh",
+        "co2eq_kg",
+        "embodied_kg",
+        "total_co2eq_kg",
+        "embodied_share",
+        "accuracy_per_kg",
+        "pareto",
     }
 
 
@@ -51,7 +60,6 @@ def test_rows_from_latest_cumulative_metrics(client):
     ],
 )
 def test_sort_and_top_keep_frontier_of_all_runs(client, sort, first):
-    make_demo_experiment(client)
     board = leaderboard(client, "demo", sort=sort, top=2)
     assert board.rows[0].run_name == first
     assert len(board.rows) == 2 and board.total_ranked == len(DEMO_RUNS)
@@ -59,45 +67,66 @@ def test_sort_and_top_keep_frontier_of_all_runs(client, sort, first):
 
 
 def test_accuracy_metric_choice(client):
-    exp = client.create_experiment("metrics")
-    log_green_run(client, exp, "tagged", accuracy=0.7, total_kg=1.0, embodied_kg=0.1,
-                  accuracy_key="f1", tags={schema.TAG_ACCURACY_METRIC: "f1"})
-    log_green_run(client, exp, "val", accuracy=0.6, total_kg=1.0, embodied_kg=0.1, accuracy_key="val_acc")
+    name = unique("metrics")
+    exp = client.create_experiment(name)
+    log_green_run(
+        client,
+        exp,
+        "tagged",
+        accuracy=0.7,
+        total_kg=1.0,
+        embodied_kg=0.1,
+        accuracy_key="f1",
+        tags={schema.TAG_ACCURACY_METRIC: "f1"},
+    )
+    log_green_run(
+        client, exp, "val", accuracy=0.6, total_kg=1.0, embodied_kg=0.1, accuracy_key="val_acc"
+    )
     log_green_run(client, exp, "none", accuracy=None, total_kg=1.0, embodied_kg=0.1)
-    rows = {r.run_name: r for r in leaderboard(client, "metrics").rows}
+    rows = {r.run_name: r for r in leaderboard(client, name).rows}
     assert (rows["tagged"].accuracy_metric, rows["tagged"].accuracy) == ("f1", pytest.approx(0.7))
     assert (rows["val"].accuracy_metric, rows["val"].accuracy) == ("val_acc", pytest.approx(0.6))
     assert rows["none"].accuracy is None and rows["none"].accuracy_per_kg is None
     assert not rows["none"].pareto
-    explicit = {r.run_name: r for r in leaderboard(client, "metrics", metric="val_acc").rows}
+    explicit = {r.run_name: r for r in leaderboard(client, name, metric="val_acc").rows}
     assert explicit["val"].accuracy == pytest.approx(0.6)
     assert explicit["tagged"].accuracy is None
 
 
 def test_green_score_only_with_inference_sci(client):
-    exp = client.create_experiment("sci")
-    log_green_run(client, exp, "served", accuracy=0.9, total_kg=1.0, embodied_kg=0.1,
-                  extra_metrics={"green/inference_g_per_request": 0.5})
+    name = unique("sci")
+    exp = client.create_experiment(name)
+    log_green_run(
+        client,
+        exp,
+        "served",
+        accuracy=0.9,
+        total_kg=1.0,
+        embodied_kg=0.1,
+        extra_metrics={"green/inference_g_per_request": 0.5},
+    )
     log_green_run(client, exp, "trained", accuracy=0.9, total_kg=1.0, embodied_kg=0.1)
-    rows = {r.run_name: r for r in leaderboard(client, "sci").rows}
+    rows = {r.run_name: r for r in leaderboard(client, name).rows}
     assert rows["served"].green_score == pytest.approx(0.9 / 0.5 * 1000)
     assert rows["trained"].green_score is None
 
 
 def test_paging_reads_every_run(client):
-    exp = client.create_experiment("paged")
+    name = unique("paged")
+    exp = client.create_experiment(name)
     for i in range(7):
-        log_green_run(client, exp, f"r{i}", accuracy=0.5 + i / 100, total_kg=1 + i, embodied_kg=0.1, epochs=1)
-    board = leaderboard(client, "paged", page_size=2)
+        log_green_run(
+            client, exp, f"r{i}", accuracy=0.5 + i / 100, total_kg=1 + i, embodied_kg=0.1, epochs=1
+        )
+    board = leaderboard(client, name, page_size=2)
     assert board.total_ranked == 7
 
 
-def test_same_rows_from_raw_stores(client, mlflow_local):
+def test_same_rows_from_raw_stores(client, green_db):
     from mlflow.tracking._tracking_service.utils import _get_store
 
-    make_demo_experiment(client)
     from_client = leaderboard(client, "demo")
-    from_store = leaderboard(_get_store(mlflow_local), "demo")
+    from_store = leaderboard(_get_store(green_db), "demo")
     assert [r.to_dict() for r in from_store.rows] == [r.to_dict() for r in from_client.rows]
 
 
@@ -111,7 +140,6 @@ def test_unknown_experiment_and_bad_options(client):
 
 
 def test_table_marks_frontier_and_skipped(client):
-    make_demo_experiment(client)
     text = format_table(leaderboard(client, "demo"))
     lines = text.splitlines()
     frontier_lines = [ln for ln in lines if ln.startswith("*")]
