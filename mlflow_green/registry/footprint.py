@@ -92,8 +92,10 @@ def _sql_registry_store(store: Any) -> Any:
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
     except ImportError:  # pragma: no cover - MLflow without its SQL extras
         return None
-    if all(hasattr(store, a) for a in ("_get_sql_model_version", "_get_registered_model")):
-        return store if isinstance(store, SqlAlchemyStore) else None
+    if isinstance(store, SqlAlchemyStore) and all(
+        hasattr(store, a) for a in ("_get_sql_model_version", "_get_registered_model")
+    ):
+        return store
     return None
 
 

@@ -1,5 +1,8 @@
 """Comparison and reports: leaderboard, Pareto plot, HTML, the /green page, model cards.
 
+``experiment_leaderboard`` is :func:`mlflow_green.reports.leaderboard.leaderboard` (the
+module keeps its name, so the function is re-exported under another).
+
 Import-light on purpose: the submodules import MLflow and matplotlib only when called.
 """
 
@@ -11,8 +14,8 @@ from mlflow_green.reports.leaderboard import (
     SkippedRun,
     build_leaderboard,
     format_table,
-    leaderboard,
 )
+from mlflow_green.reports.leaderboard import leaderboard as experiment_leaderboard
 from mlflow_green.reports.pareto import pareto_mask
 
 __all__ = [
@@ -20,7 +23,7 @@ __all__ = [
     "LeaderboardRow",
     "SkippedRun",
     "build_leaderboard",
+    "experiment_leaderboard",
     "format_table",
-    "leaderboard",
     "pareto_mask",
 ]
