@@ -126,26 +126,31 @@ def _sql_metric_maxima(store: Any, run_id: str, keys: list[str]) -> dict[str, fl
 
 
 def _sql_set_model_version_tags(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
-    """All tags in one transaction, as ``set_model_version_tag`` writes one (same checks, rows)."""
+    """All tags in one transaction, with the checks and rows of ``set_model_version_tag``."""
     from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
     from mlflow.utils.validation import _validate_model_version_tag
 
     for key, value in tags.items():
         _validate_model_version_tag(key, value)
     with store.ManagedSessionMaker(read_only=False) as session:
-        # Checks the version exists (and is not deleted); eager=True loads its tags into the
-        # session, so each merge below updates in memory instead of SELECTing its row first.
+        # Checks the version exists and is not deleted, and loads its tags (eager=True) so that
+        # only the rows whose value changes are written: UPDATE or INSERT, no per-tag SELECT.
         sql_mv = store._get_sql_model_version(session, name, version, eager=True)
+        existing = {row.key: row for row in sql_mv.model_version_tags}
         for key, value in tags.items():
-            session.merge(
-                SqlModelVersionTag(
-                    workspace=sql_mv.workspace,
-                    name=sql_mv.name,
-                    version=sql_mv.version,
-                    key=key,
-                    value=value,
+            row = existing.get(key)
+            if row is None:
+                session.add(
+                    SqlModelVersionTag(
+                        workspace=sql_mv.workspace,
+                        name=sql_mv.name,
+                        version=sql_mv.version,
+                        key=key,
+                        value=value,
+                    )
                 )
-            )
+            elif row.value != value:
+                row.value = value
 
 
 class StoreBackend:

@@ -632,6 +632,8 @@ class GreenTracker:
             self._set_tags({schema.TAG_STATUS: self.status})
 
     def _logger_problem(self, message: str, error: BaseException | None) -> None:
+        if error is None and self._pending_run is not None and self.run_id is None:
+            return  # still down since the start: said once already
         hint = (
             f"; epochs are journaled, `mlflow-green recover --run-id {self.journal_id}` "
             "sends them later"
