@@ -73,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # MLflow's INFO lines (store creation, migrations) would bury the one line a user needs.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # A CLI must learn quickly that a tracking server is unreachable: MLflow's default retries
+    # with exponential backoff would keep it silent for minutes. The user's own settings win.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     try:
         argv = list(sys.argv[1:] if argv is None else argv)
         command = _selected_command(argv)

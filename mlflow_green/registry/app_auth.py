@@ -22,6 +22,30 @@ def _can_manage_budgets() -> bool:
 _gate = Gate.from_env(can_manage_budgets=_can_manage_budgets)
 
 
+def _refuse_malformed_basic_auth() -> object:
+    """401 for an Authorization header that is not ``Basic user:password``.
+
+    MLflow 3.17's basic-auth answers such a header (e.g. ``Bearer <token>``) with an HTML 500
+    when its credential cache is on (it hashes a missing username); clients retry 5xx. Custom
+    ``authorization_function`` set-ups may accept other schemes, so they are left alone.
+    """
+    from flask import Response, request
+    from mlflow.server.auth import auth_config
+
+    if not auth_config.authorization_function.endswith(":authenticate_request_basic_auth"):
+        return None
+    auth = request.authorization
+    if auth is None or (auth.type == "basic" and auth.username is not None and auth.password is not None):
+        return None
+    body = '{"error_code": "UNAUTHENTICATED", "message": "use HTTP Basic authentication (user:password)"}'
+    return Response(
+        body,
+        status=401,
+        mimetype="application/json",
+        headers={"WWW-Authenticate": 'Basic realm="mlflow"'},
+    )
+
+
 def _inside_mlflow_server_command() -> bool:
     try:
         import click
@@ -57,7 +81,8 @@ def create_app() -> object:
     from mlflow.server.auth import create_app as create_auth_app
 
     # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
-    served = create_auth_app(flask_app)  # its before_request (authentication) is registered first
+    flask_app.before_request(_refuse_malformed_basic_auth)  # runs before basic-auth's own hook
+    served = create_auth_app(flask_app)  # its before_request (authentication) comes next
     _gate.install(flask_app)
     return served
 

@@ -99,7 +99,7 @@ def _sql_registry_store(store: Any) -> Any:
     return None
 
 
-def _sql_metric_maxima(store: Any, run_id: str, keys: list[str]) -> dict[str, float]:
+def _sql_metric_maxima(store: Any, session: Any, run_id: str, keys: list[str]) -> dict[str, float]:
     """The maximum of each metric's history in one ``GROUP BY`` query.
 
     MLflow stores NaN as ``value=0, is_nan=true`` (skipped here, as the generic path skips
@@ -108,20 +108,19 @@ def _sql_metric_maxima(store: Any, run_id: str, keys: list[str]) -> dict[str, fl
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels.models import SqlMetric
 
-    with store.ManagedSessionMaker() as session:
-        validate = getattr(store, "_validate_run_accessible", None)
-        if validate is not None:  # the workspace hook get_metric_history calls too
-            validate(session, run_id)
-        rows = (
-            session.query(SqlMetric.key, sa.func.max(SqlMetric.value))
-            .filter(
-                SqlMetric.run_uuid == run_id,
-                SqlMetric.key.in_(keys),
-                SqlMetric.is_nan == sa.false(),
-            )
-            .group_by(SqlMetric.key)
-            .all()
+    validate = getattr(store, "_validate_run_accessible", None)
+    if validate is not None:  # the workspace hook get_metric_history calls too
+        validate(session, run_id)
+    rows = (
+        session.query(SqlMetric.key, sa.func.max(SqlMetric.value))
+        .filter(
+            SqlMetric.run_uuid == run_id,
+            SqlMetric.key.in_(keys),
+            SqlMetric.is_nan == sa.false(),
         )
+        .group_by(SqlMetric.key)
+        .all()
+    )
     return {key: float(value) for key, value in rows if value is not None}
 
 
@@ -166,6 +165,9 @@ class StoreBackend:
     def __init__(self, tracking_store: Any, registry_store: Any) -> None:
         self.tracking_store = tracking_store
         self.registry_store = registry_store
+        # run id -> (keys queried, maxima): read with the run by get_run, used once by the
+        # metric_maxima call that follows it for the same run (run_footprint), then dropped.
+        self._prefetched: dict[str, tuple[frozenset[str], dict[str, float]]] = {}
 
     def get_run(self, run_id: str) -> Any:
         sql = _sql_tracking_store(self.tracking_store)
@@ -174,18 +176,29 @@ class StoreBackend:
         with sql.ManagedSessionMaker() as session:
             # Run info, latest metrics, params and tags (what get_run loads before its three
             # dataset/logged-model input and output queries, which a footprint never reads).
-            return sql._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
+            run = sql._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
+            keys = [k for k in _CUMULATIVE if k in run.data.metrics]
+            if keys:  # the footprint asks for these next: same session, no second connection
+                self._prefetched[run_id] = (
+                    frozenset(keys),
+                    _sql_metric_maxima(sql, session, run_id, keys),
+                )
+        return run
 
     def metric_history(self, run_id: str, key: str) -> list[float]:
         return [m.value for m in self.tracking_store.get_metric_history(run_id, key)]
 
     def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
         keys = list(keys)
+        prefetched = self._prefetched.pop(run_id, None)
         if not keys:
             return {}
+        if prefetched is not None and prefetched[0].issuperset(keys):
+            return {k: v for k, v in prefetched[1].items() if k in keys}
         sql = _sql_tracking_store(self.tracking_store)
         if sql is not None:
-            return _sql_metric_maxima(sql, run_id, keys)
+            with sql.ManagedSessionMaker() as session:
+                return _sql_metric_maxima(sql, session, run_id, keys)
         return _maxima_from_histories(self, run_id, keys)
 
     def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:

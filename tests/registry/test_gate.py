@@ -160,7 +160,7 @@ def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "champion", "version": v})
     assert resp.get_data(as_text=True) == HANDLER_RAN
     assert sorted(calls) == sorted(
-        ["get_registered_model", "get_model_version", "get_run", "metric_maxima", "set_model_version_tags"]
+        ["registered_model_tags", "get_model_version", "get_run", "metric_maxima", "set_model_version_tags"]
     )
     tags = client.get_model_version(name, v).tags
     assert tags["green.gate.verdict"] == "pass" and tags["green.gate.scope"] == "champion"
@@ -170,7 +170,7 @@ def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
     ("policy_doc", "model_tags", "alias", "expect_calls"),
     [
         # No budget tag and no policy budget: only the model's tags are read.
-        (None, {}, "champion", ["get_registered_model"]),
+        (None, {}, "champion", ["registered_model_tags"]),
         # An alias the policy does not gate: nothing is read at all.
         ({"defaults": {"gated_aliases": ["champion"]}}, {"green.budget.total_co2eq_kg": "1"}, "canary", []),
     ],

@@ -269,10 +269,7 @@ def _available(command: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-_KNOWN_DEFECTS = {
-    "leaderboard-unreachable": "defect: `mlflow-green leaderboard` hangs (MLflow's HTTP retries) when the "
-    "tracking server is unreachable, instead of one line and exit 2; see docs/reliability-defects.md",
-}
+_KNOWN_DEFECTS: dict[str, str] = {}
 
 # The ids are needed at collection time; the paths inside do not matter for them.
 _CASE_IDS = [(c[0], c[1][0], c[3]) for c in _cli_cases(Path("/unused"))]

@@ -104,15 +104,7 @@ BAD_CREDENTIALS: list[Any] = [
     ("unknown-user", {"Authorization": "Basic " + base64.b64encode(b"mallory:whatever-password").decode()}),
     ("garbage-basic", {"Authorization": "Basic !!!not-base64!!!"}),
     ("no-colon", {"Authorization": "Basic " + base64.b64encode(b"admin").decode()}),
-    pytest.param(
-        "bearer",
-        {"Authorization": "Bearer forged-token"},
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="defect (upstream MLflow auth cache): Bearer header -> HTML 500, not 401; "
-            "see docs/reliability-defects.md",
-        ),
-    ),
+    ("bearer", {"Authorization": "Bearer forged-token"}),
     ("override-header-only", {"X-MLflow-Green-Override": "guess"}),
 ]
 
