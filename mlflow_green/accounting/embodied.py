@@ -88,6 +88,8 @@ class EmbodiedConfig:
     device_low_kg: float
     device_high_kg: float
     sources: tuple[str, ...] = ()
+    # CPU-only: the fraction of the reference node the job's logical CPUs stand for (1 = whole).
+    node_share: float = 1.0
 
     @property
     def tag(self) -> str:
@@ -184,11 +186,14 @@ def embodied_config(
     node_embodied_kg: float | str | None = None,
     devices_per_node: int | str | None = None,
     lifetime_years: float | str | None = None,
+    cpu_threads: int | None = None,
 ) -> EmbodiedConfig:
     """The embodied-emission inputs for ``gpu_count`` devices named ``gpu_name``.
 
-    ``gpu_name`` None or ``gpu_count`` 0 means a CPU-only machine: the whole CPU server node is
-    reserved. Overrides win over the profile; any override makes the profile ``custom``.
+    ``gpu_name`` None or ``gpu_count`` 0 means a CPU-only machine. Its resource share
+    (SCI ``RR/ToR``) is ``cpu_threads`` (the logical CPUs the job may use) over the reference
+    node's logical CPUs, at most 1; None reserves the whole node. Overrides win over the
+    profile; any override makes the profile ``custom``.
     Invalid overrides raise :class:`~mlflow_green.errors.ConfigError`.
     """
     prof = (profile or DEFAULT_PROFILE).strip().lower()
@@ -218,6 +223,12 @@ def embodied_config(
         dpn_default = _figure(keys, prof, "devices_per_node")[0]
     node_kg, node_src = _figure((CPU_NODE,), prof, "embodied_kg")
     sources = [dev_src, node_src, life_src]
+    node_share = 1.0
+    if cpu_only and cpu_threads is not None:
+        threads = _override(cpu_threads, "cpu_threads", minimum=1, integer=True)
+        node_threads, threads_src = _figure((CPU_NODE,), prof, "logical_cpus")
+        node_share = min(1.0, threads / node_threads)
+        sources.append(threads_src)
 
     overridden = False
     if device_embodied_kg is not None:
@@ -249,6 +260,7 @@ def embodied_config(
         device_low_kg=low,
         device_high_kg=high,
         sources=tuple(dict.fromkeys(sources)),
+        node_share=node_share,
     )
 
 
@@ -257,7 +269,7 @@ def embodied_kg(config: EmbodiedConfig, duration_s: float, devices_used: float |
 
     ``devices_used`` None means all of the config's ``gpu_count``. Each device contributes its
     own embodied plus ``1/devices_per_node`` of the node's. On a CPU-only config, 0 or None GPUs
-    used means the job holds the whole node.
+    used means the job holds its ``node_share`` of the node.
     """
     duration = _settings.parse_float(duration_s, "duration_s", minimum=0.0)
     if config.cpu_only:
@@ -267,4 +279,6 @@ def embodied_kg(config: EmbodiedConfig, duration_s: float, devices_used: float |
     time_share = duration / (config.lifetime_years * SECONDS_PER_YEAR)
     device_part = config.device_embodied_kg * used
     node_part = config.node_embodied_kg * (used / config.devices_per_node)
+    if config.cpu_only:
+        node_part *= config.node_share
     return (device_part + node_part) * time_share

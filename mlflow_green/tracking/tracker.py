@@ -274,6 +274,7 @@ class GreenTracker:
             node_embodied_kg=cfg.node_embodied_kg,
             devices_per_node=cfg.devices_per_node,
             lifetime_years=cfg.lifetime_years,
+            cpu_threads=_usable_cpus(),
         )
         self._ledger = Ledger(pue=self._pue, embodied=self._embodied, total_epochs=self.total_epochs)
 
@@ -947,3 +948,9 @@ def epochs(n: int, **options: Any) -> Epochs:
     return Epochs(n, **options)
 
 
+def _usable_cpus() -> int | None:
+    """Logical CPUs this process may run on: the CPU-only embodied share is that many."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()

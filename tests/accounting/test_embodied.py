@@ -112,3 +112,27 @@ def test_bad_embodied_inputs(kwargs: dict[str, object], needle: str) -> None:
 def test_bad_duration() -> None:
     with pytest.raises(ConfigError):
         embodied_kg(embodied_config("h100"), -5)
+
+
+@pytest.mark.parametrize(
+    ("cpu_threads", "share"),
+    [(None, 1.0), (2, 2 / 128), (64, 0.5), (128, 1.0), (256, 1.0)],
+)
+def test_cpu_only_share_of_the_reference_node(cpu_threads: int | None, share: float) -> None:
+    from mlflow_green.accounting import embodied_config, embodied_kg
+
+    whole = embodied_config(None)
+    config = embodied_config(None, cpu_threads=cpu_threads)
+    assert config.node_share == pytest.approx(share)
+    hour = 3600.0
+    assert embodied_kg(config, hour) == pytest.approx(embodied_kg(whole, hour) * share)
+    # 2500 kg over 6 years, the whole node for an hour: 2500 / (6 * 8766) kg
+    assert embodied_kg(whole, hour) == pytest.approx(2500 / (6 * 365.25 * 24), rel=1e-3)
+
+
+def test_cpu_threads_must_be_a_positive_whole_number() -> None:
+    from mlflow_green.accounting import embodied_config
+    from mlflow_green.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cpu_threads"):
+        embodied_config(None, cpu_threads=0)

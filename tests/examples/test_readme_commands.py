@@ -123,6 +123,9 @@ def test_runnable_blocks(tmp_path: Path) -> None:
             assert "Traceback" not in result.stderr, result.stderr[-3000:]
             ran += 1
     assert ran >= 3
+    # The leaderboard wrote its Pareto plot and HTML report.
+    assert (tmp_path / "pareto.png").read_bytes().startswith(b"\x89PNG")
+    assert "quickstart" in (tmp_path / "leaderboard.html").read_text()
     # `promote --summary-md` wrote the CI job summary table of a passing verdict.
     summary = (tmp_path / "summary.md").read_text()
     assert "quickstart-model" in summary and "pass" in summary
