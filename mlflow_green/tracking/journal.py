@@ -8,14 +8,29 @@ One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event
 - ``{"kind": "created", "run_id": ...}`` — the run of a ``pending_run`` journal was created
   (written before anything is sent to it, so a second recovery never creates another run);
 - ``{"kind": "epoch", "step": i, "timestamp_ms": t, "metrics": {...}}`` — one epoch's batch;
+  with ``"resolve": {"accuracy": a, "before_ms": t}`` when its accuracy is to be read back
+  from the run's own metrics (the latest accuracy logged by ``before_ms``; ``a`` is the value
+  to use when the run has none), which the logger thread does before sending;
+- ``{"kind": "amend", "step": i, "metrics": {...}}`` — metrics added to a journaled epoch
+  before it is sent (the resolved ``green/accuracy_per_kg``); ``"accuracy"`` and
+  ``"accuracy_key"`` say where it came from;
 - ``{"kind": "ack", "steps": [...]}`` — steps MLflow acknowledged;
 - ``{"kind": "tags", "tags": {...}}`` — provenance tags (the latest value of a key wins);
 - ``{"kind": "end", "status": ..., "run_status": ..., "end_time_ms": ..., "report": {...}}`` —
   the run finished (``status`` is ``green.status``, ``run_status`` MLflow's); its report;
 - ``{"kind": "done"}`` — everything (epochs, tags, report) is known to be in MLflow.
 
-Every append is flushed and fsynced, so a killed process loses at most the epoch in
-progress. A torn last line (killed mid-write) is skipped on reading.
+Durability. Every append is written and flushed to the operating system before the call
+returns (on the training thread: ``write`` + ``flush``, tens of microseconds), so a process
+that dies in any way — an exception, ``SIGKILL``, the OOM killer — loses at most the epoch in
+progress: the kernel's page cache outlives the process and lands on disk. ``fsync`` (which
+only matters when the *machine* goes down: power loss, kernel panic) is done by
+:meth:`Journal.sync`, which the logger thread calls before every send to MLflow and at most
+``SYNC_INTERVAL_S`` after the last unsynced append. So: nothing is ever sent to MLflow that
+is not durable in the journal first; a machine crash can lose at most the journal lines of
+the last ``SYNC_INTERVAL_S`` that were not yet sent (and, for those epochs, only their local
+copy: the training run itself was on that machine). ``end`` and ``done`` are fsynced at once.
+A torn last line (killed mid-write) is skipped on reading.
 """
 
 from __future__ import annotations
@@ -40,12 +55,19 @@ __all__ = [
     "Journal",
     "JournalState",
     "is_open_here",
+    "SYNC_INTERVAL_S",
     "journal_path",
     "list_journals",
+    "parse_epoch_event",
+    "read_events",
     "read_journal",
 ]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+# The longest a journal line written on the training thread waits for its fsync when nothing
+# is sent meanwhile (MLflow down, or ``log_every_n_epochs`` > 1).
+SYNC_INTERVAL_S = 1.0
 
 # Who owns the MLflow run a journal writes to (``owner`` in the header):
 OWNER_TRACKER = "tracker"  # mlflow_green started it and ends it
@@ -70,15 +92,33 @@ def _finite(value: float) -> float | None:
 
 
 class Journal:
-    """Append-only JSONL journal of one run; safe to call from several threads."""
+    """Append-only JSONL journal of one run; safe to call from several threads.
+
+    Appends are written and flushed (not fsynced): see the module docstring for the
+    durability each step gives, and :meth:`sync`.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
+        # Binary: byte offsets of lines are exact (the logger reads epochs back by offset).
+        self._file = open(path, "ab")
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._synced_size = self._size
+        self._sync_lock = threading.Lock()
         with _OPEN_LOCK:
             _OPEN_PATHS.add(path.resolve())
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far (what this process wrote included): the end of the last line."""
+        return self._size
+
+    @property
+    def unsynced(self) -> bool:
+        """True when lines were appended since the last :meth:`sync`."""
+        return self._synced_size < self._size
 
     @classmethod
     def open(
@@ -118,22 +158,67 @@ class Journal:
         )
         return journal
 
-    def _append(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":"), allow_nan=False)
+    def _append(self, event: dict[str, Any], *, sync: bool = False) -> int:
+        """Write one line and flush it to the OS; the file's size after it (its end offset)."""
+        line = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
         with self._lock:
             if self._file.closed:
                 raise ValueError(f"journal {self.path} is closed")
-            self._file.write(line + "\n")
+            self._file.write(line)
             self._file.flush()
-            os.fsync(self._file.fileno())
+            self._size += len(line)
+            end = self._size
+        if sync:
+            self.sync()
+        return end
 
-    def epoch(self, step: int, metrics: dict[str, float], timestamp_ms: int) -> None:
+    def sync(self) -> None:
+        """fsync what was appended so far (a no-op when nothing was); any thread.
+
+        Called by the logger thread before each send, so MLflow never holds a step the
+        journal could lose in a machine crash. The training thread never waits for it.
+        """
+        with self._sync_lock:
+            target = self._size
+            if self._synced_size >= target:
+                return
+            with self._lock:
+                if self._file.closed:
+                    return  # close() synced
+                fd = os.dup(self._file.fileno())
+            try:
+                os.fsync(fd)  # outside the append lock: the training thread keeps writing
+            finally:
+                os.close(fd)
+            self._synced_size = max(self._synced_size, target)
+
+    def epoch(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        timestamp_ms: int,
+        *,
+        resolve: dict[str, Any] | None = None,
+    ) -> int:
+        """Journal one epoch's batch; returns the end offset of its line."""
+        event: dict[str, Any] = {
+            "kind": "epoch",
+            "step": int(step),
+            "timestamp_ms": int(timestamp_ms),
+            "metrics": {k: _finite(float(v)) for k, v in metrics.items()},
+        }
+        if resolve is not None:
+            event["resolve"] = resolve
+        return self._append(event)
+
+    def amend(self, step: int, metrics: dict[str, float], **info: Any) -> None:
+        """Add metrics to a journaled epoch (before they are sent with it)."""
         self._append(
             {
-                "kind": "epoch",
+                "kind": "amend",
                 "step": int(step),
-                "timestamp_ms": int(timestamp_ms),
                 "metrics": {k: _finite(float(v)) for k, v in metrics.items()},
+                **info,
             }
         )
 
@@ -164,17 +249,24 @@ class Journal:
                 "run_status": run_status,
                 "end_time_ms": end_time_ms,
                 "report": report,
-            }
+            },
+            sync=True,
         )
 
     def done(self) -> None:
         """Everything reached MLflow: ``recover`` without a run id skips this journal."""
-        self._append({"kind": "done"})
+        self._append({"kind": "done"}, sync=True)
 
     def close(self) -> None:
-        with self._lock:
+        """fsync and close (idempotent)."""
+        with self._sync_lock, self._lock:
             if not self._file.closed:
-                self._file.close()
+                try:
+                    if self._synced_size < self._size:
+                        os.fsync(self._file.fileno())
+                        self._synced_size = self._size
+                finally:
+                    self._file.close()
         with _OPEN_LOCK:
             _OPEN_PATHS.discard(self.path.resolve())
 
@@ -209,6 +301,9 @@ class JournalState:
     owner: str = OWNER_EXTERNAL
     # What is needed to create the run (the server was down at start); None otherwise.
     pending_run: dict[str, Any] | None = None
+    # Epochs whose accuracy was to be read back from the run and never was (the writer died
+    # first): step -> the epoch line's ``resolve`` ({"accuracy": fallback, "before_ms": t}).
+    unresolved: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def pending_steps(self) -> list[int]:
@@ -243,11 +338,18 @@ def read_journal(path: Path) -> JournalState:
             elif kind == "created":
                 state.run_id = event.get("run_id") or state.run_id
             elif kind == "epoch":
-                metrics = {
-                    k: (float("nan") if v is None else float(v))
-                    for k, v in event.get("metrics", {}).items()
-                }
-                state.epochs[int(event["step"])] = (int(event["timestamp_ms"]), metrics)
+                metrics = _restore(event.get("metrics", {}))
+                step = int(event["step"])
+                state.epochs[step] = (int(event["timestamp_ms"]), metrics)
+                if event.get("resolve") is not None:
+                    state.unresolved[step] = dict(event["resolve"])
+                else:
+                    state.unresolved.pop(step, None)
+            elif kind == "amend":
+                step = int(event["step"])
+                if step in state.epochs:
+                    state.epochs[step][1].update(_restore(event.get("metrics", {})))
+                state.unresolved.pop(step, None)
             elif kind == "ack":
                 state.acked.update(int(s) for s in event.get("steps", ()))
             elif kind == "tags":
@@ -261,6 +363,43 @@ def read_journal(path: Path) -> JournalState:
             elif kind == "done":
                 state.done = True
     return state
+
+
+def _restore(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: (float("nan") if v is None else float(v)) for k, v in metrics.items()}
+
+
+def parse_epoch_event(event: dict[str, Any]) -> tuple[int, int, dict[str, float], dict[str, Any] | None]:
+    """(step, timestamp_ms, metrics, resolve) of an ``epoch`` line's event."""
+    return (
+        int(event["step"]),
+        int(event["timestamp_ms"]),
+        _restore(event.get("metrics", {})),
+        event.get("resolve"),
+    )
+
+
+def read_events(path: Path, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+    """The events of the whole lines between byte offsets ``start`` and ``end``, with the
+    end offset of each (the logger thread reads journaled epochs back this way)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    if end <= start:
+        return out
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    offset = start
+    for raw in data.split(b"\n"):
+        if offset >= end:
+            break
+        offset += len(raw) + 1
+        if not raw.strip():
+            continue
+        try:
+            out.append((offset, json.loads(raw)))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+    return out
 
 
 def list_journals(directory: Path | None = None) -> list[Path]:
