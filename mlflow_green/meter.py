@@ -260,41 +260,69 @@ class EnergyMeter:
                 raise ConfigError(f"measurement window {name!r} is already open; end it first")
             now = self._clock()
             self._refresh(now)
-            self._windows[name] = _Window(
-                name=name,
-                t0=now,
-                wall0=self._wall_clock(),
-                cum0={c: tuple(s.cum_j) for c, s in self._sources.items()},
-                samples0={c: s.samples for c, s in self._sources.items()},
-                alive0={c: s.alive for c, s in self._sources.items()},
-                notes={c: [] for c in self._sources},
-            )
+            self._open_window(name, now)
 
     def end(self, name: str) -> Measurement:
         """Close the window ``name`` and return what it measured."""
         with self._lock:
             self._raise_pending()
-            window = self._windows.get(name)
-            if window is None:
-                raise ConfigError(
-                    f"measurement window {name!r} is not open; call begin({name!r}) first"
-                )
+            window = self._open_window_named(name)
             now = self._clock()
             self._refresh(now)
             self._raise_pending()
-            del self._windows[name]
-            duration = max(now - window.t0, 0.0)
-            parts = {c: self._component(c, window, duration) for c in COMPONENTS}
-            problems = tuple(p for p in self._problems)
-            return Measurement(
-                name=name,
-                start_unix_s=window.wall0,
-                duration_s=duration,
-                gpu=parts["gpu"],
-                cpu=parts["cpu"],
-                ram=parts["ram"],
-                problems=problems,
+            return self._close_window(window, now)
+
+    def lap(self, end_name: str, begin_name: str) -> Measurement:
+        """``end(end_name)`` then ``begin(begin_name)`` at one reading of the samplers.
+
+        The next window starts exactly where the previous one stopped (no gap, no overlap),
+        and an epoch boundary costs one sampler read instead of two.
+        """
+        with self._lock:
+            self._raise_pending()
+            window = self._open_window_named(end_name)
+            if begin_name in self._windows and begin_name != end_name:
+                raise ConfigError(f"measurement window {begin_name!r} is already open; end it first")
+            now = self._clock()
+            self._refresh(now)
+            self._raise_pending()
+            measurement = self._close_window(window, now)
+            self._open_window(begin_name, now)
+            return measurement
+
+    def _open_window_named(self, name: str) -> _Window:
+        window = self._windows.get(name)
+        if window is None:
+            raise ConfigError(
+                f"measurement window {name!r} is not open; call begin({name!r}) first"
             )
+        return window
+
+    def _open_window(self, name: str, now: float) -> None:
+        self._windows[name] = _Window(
+            name=name,
+            t0=now,
+            wall0=self._wall_clock(),
+            cum0={c: tuple(s.cum_j) for c, s in self._sources.items()},
+            samples0={c: s.samples for c, s in self._sources.items()},
+            alive0={c: s.alive for c, s in self._sources.items()},
+            notes={c: [] for c in self._sources},
+        )
+
+    def _close_window(self, window: _Window, now: float) -> Measurement:
+        del self._windows[window.name]
+        duration = max(now - window.t0, 0.0)
+        parts = {c: self._component(c, window, duration) for c in COMPONENTS}
+        problems = tuple(p for p in self._problems)
+        return Measurement(
+            name=window.name,
+            start_unix_s=window.wall0,
+            duration_s=duration,
+            gpu=parts["gpu"],
+            cpu=parts["cpu"],
+            ram=parts["ram"],
+            problems=problems,
+        )
 
     @contextmanager
     def window(self, name: str) -> Iterator[WindowHandle]:

@@ -31,6 +31,13 @@ _CONTRACT_ENV = (
 )
 
 
+_CLI_DEFAULTS = (
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_LOGGING_LEVEL",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_on = os.environ.get("MLFLOW_GREEN_TEST_GPU", "").lower() in {"1", "true", "yes"}
     pg_on = postgres_available()
@@ -48,7 +55,40 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_GREEN_STRICT", "1")
     monkeypatch.setenv("MLFLOW_GREEN_JOURNAL_DIR", str(tmp_path / "journal"))
+    uris = _mlflow_uris()
+    # The CLI's main() sets these with os.environ.setdefault for its own process; in-process
+    # CLI tests must not hand them on to the next test.
+    saved = {name: os.environ.get(name) for name in _CLI_DEFAULTS}
     yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _restore_mlflow_uris(uris)
+
+
+def _mlflow_uris() -> tuple[object, object] | None:
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return None
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, registry_utils._registry_uri
+
+
+def _restore_mlflow_uris(uris: tuple[object, object] | None) -> None:
+    """Undo a test's mlflow.set_tracking_uri/set_registry_uri (module state outlives monkeypatch)."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._tracking_uri, registry_utils._registry_uri = uris or (None, None)
 
 
 @pytest.fixture

@@ -1,25 +1,38 @@
-"""Batched, asynchronous logging to MLflow: one ``log_batch`` per epoch, off the training thread.
+"""Batched, asynchronous logging to MLflow, off the training thread.
 
-A single background thread sends the queued epochs in step order. Each send has a short
-timeout of mlflow_green's own and a bounded number of attempts, whatever MLflow's retry
-settings are (its HTTP client would otherwise retry with backoff for minutes). When the
-tracking server cannot be reached the epoch stays pending (it is in the journal already) and
-the next epochs try once; as soon as a send succeeds the backlog is sent too. A batch whose
-delivery is unknown (a timeout after the request left) is re-sent only after the run's
-metric history shows that its step is absent, so no step is ever logged twice.
+A single background thread sends the queued epochs in step order, each epoch exactly once:
+one ``log_batch`` per epoch at most — when several epochs are waiting (a slow store, tiny
+epochs, a backlog after an outage) they go together, within MLflow's limits of 1000 metrics
+and 100 tags per call. Each send has a short timeout of mlflow_green's own and a bounded
+number of attempts, whatever MLflow's retry settings are (its HTTP client would otherwise
+retry with backoff for minutes). When the tracking server cannot be reached the epochs stay
+pending (they are in the journal already) and the next epochs try once; as soon as a send
+succeeds the backlog is sent too. A batch whose delivery is unknown (a timeout after the
+request left) is re-sent only after the run's metric history shows that its steps are
+absent, so no step is ever logged twice.
+
+Journaled epochs are handed over as "lines up to this offset of the journal": the logger
+thread reads them back from the journal file a batch at a time, so a backlog of any length
+costs a few bytes of memory per epoch. Before each send the journal is fsynced. Epochs whose
+accuracy is to be read back from the run (the user logs it with ``mlflow.log_metric``) get it
+here: the latest value logged before the epoch ended, from the run's metric history; the
+resolved ``green/accuracy_per_kg`` is journaled (``amend``) before it is sent.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mlflow_green.tracking.journal import Journal
+from mlflow_green.tracking import schema
+from mlflow_green.tracking.journal import SYNC_INTERVAL_S, Journal, parse_epoch_event, read_events
 from mlflow_green.tracking.schema import PREFIX
 
 __all__ = [
@@ -29,6 +42,7 @@ __all__ = [
     "RunTransport",
     "Transport",
     "make_transport",
+    "resolve_accuracies",
     "unreachable",
 ]
 
@@ -40,6 +54,8 @@ DEFAULT_BACKOFF_S = 0.5
 # MLflow's REST API limits on one log_batch call.
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_TAGS_PER_BATCH = 100
+# Journal bytes read back per read (a batch is ~1000 metrics, ~40 kB of JSON).
+_READ_CHUNK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -188,17 +204,29 @@ class RestTransport:
             )
 
     def logged_steps(self, run_id: str, key: str) -> set[int]:
-        steps: set[int] = set()
+        return {step for step, _, _ in self.metric_history(run_id, key)}
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+        """Every logged point of ``key``: (step, timestamp_ms, value)."""
+        out: list[tuple[int, int, float]] = []
         token: str | None = None
         while True:
             params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
             if token:
                 params["page_token"] = token
             data = self._request("/api/2.0/mlflow/metrics/get-history", "GET", params=params)
-            steps.update(int(m.get("step", 0)) for m in data.get("metrics", []))
+            out += [
+                (int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m.get("value", math.nan)))
+                for m in data.get("metrics", [])
+            ]
             token = data.get("next_page_token")
             if not token:
-                return steps
+                return out
+
+    def latest_metrics(self, run_id: str) -> dict[str, float]:
+        data = self._request("/api/2.0/mlflow/runs/get", "GET", params={"run_id": run_id})
+        metrics = data.get("run", {}).get("data", {}).get("metrics", [])
+        return {m["key"]: float(m.get("value", math.nan)) for m in metrics}
 
 
 class ClientTransport:
@@ -220,6 +248,15 @@ class ClientTransport:
 
     def logged_steps(self, run_id: str, key: str) -> set[int]:
         return {int(m.step) for m in self._client.get_metric_history(run_id, key)}
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+        return [
+            (int(m.step), int(m.timestamp), float(m.value))
+            for m in self._client.get_metric_history(run_id, key)
+        ]
+
+    def latest_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self._client.get_run(run_id).data.metrics)
 
     def experiment_id(self, name: str) -> str:
         experiment = self._client.get_experiment_by_name(name)
@@ -334,7 +371,55 @@ def short_reason(exc: BaseException, *, timeout_s: float | None = None) -> str:
     return " ".join(text.split())[:160]
 
 
+def resolve_accuracies(
+    transport: Any, run_id: str, keys: Sequence[str], before_ms: dict[int, int]
+) -> dict[int, tuple[str, float]]:
+    """For each step, the accuracy the run held when that epoch ended: ``{step: (key, value)}``.
+
+    As at the end of the epoch the run's latest metrics would say: the first of ``keys``
+    with a point logged at or before ``before_ms[step]``, and its latest such point (highest
+    step, then latest timestamp, as MLflow's latest metric). Steps with none are left out.
+    Two reads for a whole batch: the run's latest metrics (which keys exist), then the
+    history of the keys needed.
+    """
+    if not before_ms or not keys:
+        return {}
+    present = [k for k in keys if k in transport.latest_metrics(run_id)]
+    out: dict[int, tuple[str, float]] = {}
+    todo = dict(before_ms)
+    for key in present:
+        if not todo:
+            break
+        points = sorted(transport.metric_history(run_id, key), key=lambda p: p[1])
+        for step, deadline in list(todo.items()):
+            best: tuple[int, int, float] | None = None
+            for point in points:
+                if point[1] > deadline:
+                    break
+                if best is None or (point[0], point[1]) >= (best[0], best[1]):
+                    best = point
+            if best is not None:
+                out[step] = (key, best[2])
+                del todo[step]
+    return out
+
+
+def _accuracy_per_kg(accuracy: float, metrics: dict[str, float]) -> float | None:
+    from mlflow_green.tracking.record import _accuracy_per_kg as compute
+
+    cum_total = metrics.get(schema.CUM_TOTAL_CO2EQ_KG)
+    return None if cum_total is None else compute(accuracy, cum_total)
+
+
 _STOP = object()
+
+
+@dataclass
+class _Epoch:
+    timestamp_ms: int
+    metrics: dict[str, float]
+    # {"accuracy": fallback, "before_ms": t}: read the accuracy back from the run first.
+    resolve: dict[str, Any] | None = None
 
 
 class AsyncLogger:
@@ -347,6 +432,10 @@ class AsyncLogger:
     then ``create_run()`` is tried before each send, once per drain, and as soon as it
     returns the run id everything queued goes to that run; ``on_run_created(run_id)`` is
     called from the logger thread. Until then the epochs wait (they are journaled).
+
+    ``accuracy_keys`` are the metric names an epoch's accuracy is read back from (see
+    :func:`resolve_accuracies`); ``on_accuracy(step, key, value)`` is called from the logger
+    thread with each accuracy found.
     """
 
     def __init__(
@@ -360,6 +449,8 @@ class AsyncLogger:
         on_problem: Callable[[str, BaseException | None], None] | None = None,
         create_run: Callable[[], str] | None = None,
         on_run_created: Callable[[str], None] | None = None,
+        accuracy_keys: Sequence[str] = (),
+        on_accuracy: Callable[[int, str, float], None] | None = None,
     ) -> None:
         self.run_id = run_id
         self._create_run = create_run
@@ -369,11 +460,19 @@ class AsyncLogger:
         self._attempts = max(1, attempts)
         self._backoff_s = backoff_s
         self._on_problem = on_problem
+        self._accuracy_keys = tuple(accuracy_keys)
+        self._on_accuracy = on_accuracy
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._pending: dict[int, list[MetricPoint]] = {}
+        # Epochs in memory, ready to send: given in memory, or read back from the journal.
+        self._mem: dict[int, _Epoch] = {}
+        # Journaled epochs not read back yet: their steps, and the journal bytes they are in.
+        self._unread = array("q")
+        self._unread_head = 0
+        self._read_pos = journal.size if journal is not None else 0
+        self._known_end = self._read_pos
         self._uncertain: set[int] = set()
         self._pending_tags: dict[str, str] = {}
-        self._acked: list[int] = []
+        self._acked = array("q")
         self._healthy = True
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -383,10 +482,22 @@ class AsyncLogger:
 
     # -- training-thread side -------------------------------------------------------------
 
-    def log_epoch(self, step: int, metrics: dict[str, float], timestamp_ms: int) -> None:
-        """Queue one epoch's batch; returns at once."""
-        points = [MetricPoint(k, float(v), int(timestamp_ms), int(step)) for k, v in metrics.items()]
-        self._queue.put(("epoch", int(step), points))
+    def log_epoch(
+        self,
+        step: int,
+        metrics: dict[str, float],
+        timestamp_ms: int,
+        *,
+        resolve: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue one epoch's batch held in memory; returns at once."""
+        self._queue.put(("epoch", int(step), metrics, int(timestamp_ms), resolve))
+
+    def log_journaled(self, steps: Sequence[int], end_offset: int) -> None:
+        """Queue epochs already in the journal, whose lines end at or before ``end_offset``;
+        returns at once. Only for the journal given to this logger."""
+        if steps:
+            self._queue.put(("journaled", steps, int(end_offset)))
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Queue tags (sent with or after the next batch); returns at once."""
@@ -421,7 +532,7 @@ class AsyncLogger:
     def unsent_steps(self) -> list[int]:
         """Steps not (yet) acknowledged by the store."""
         with self._lock:
-            return sorted(self._pending)
+            return sorted(set(self._mem) | set(self._unread[self._unread_head :]))
 
     @property
     def unsent_tags(self) -> dict[str, str]:
@@ -442,25 +553,59 @@ class AsyncLogger:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
+            journal = self._journal
             try:
+                item = self._queue.get(timeout=SYNC_INTERVAL_S if journal and journal.unsynced else None)
+            except queue.Empty:
+                self._sync()  # nothing sent for a while: make the journal durable anyway
+                continue
+            # Take everything already queued: epochs waiting together go in one batch.
+            items = [item]
+            while item is not _STOP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                items.append(item)
+            stop = False
+            send = False
+            flushes = []
+            for item in items:
+                if item is _STOP:
+                    stop = True
+                    break
                 kind = item[0]
                 if kind == "epoch":
                     with self._lock:
-                        self._pending[item[1]] = item[2]
-                    self._drain(attempts=self._attempts if self._healthy else 1)
+                        self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
+                elif kind == "journaled":
+                    with self._lock:
+                        self._unread.extend(item[1])
+                        self._known_end = max(self._known_end, item[2])
                 elif kind == "tags":
                     with self._lock:
                         self._pending_tags.update(item[1])
-                    self._drain(attempts=self._attempts if self._healthy else 1)
-                elif kind == "retry":
-                    self._drain(attempts=self._attempts if self._healthy else 1)
                 elif kind == "flush":
-                    item[1].set()
+                    flushes.append(item[1])
+                    continue
+                send = True
+            try:
+                if send:
+                    self._drain(attempts=self._attempts if self._healthy else 1)
             except BaseException as exc:  # the thread must survive anything
                 self._record_error(exc)
+            for done in flushes:
+                done.set()
+            if stop:
+                self._sync()
+                return
+
+    def _sync(self) -> None:
+        if self._journal is not None:
+            try:
+                self._journal.sync()
+            except (OSError, ValueError) as exc:
+                _log.debug("journal fsync failed: %s", exc)
 
     def _record_error(self, exc: BaseException) -> None:
         with self._lock:
@@ -506,18 +651,79 @@ class AsyncLogger:
     def run_created(self) -> bool:
         return self.run_id is not None
 
+    def _read_back(self, want_metrics: int) -> None:
+        """Read journaled epochs into memory until ``want_metrics`` points are there (or none
+        are left); a few hundred kB at a time."""
+        journal = self._journal
+        chunk = _READ_CHUNK_BYTES
+        while self._unread_head < len(self._unread) and self._ready_metrics() < want_metrics:
+            if journal is None or self._read_pos >= self._known_end:
+                # Announced but not found in the journal (it failed): nothing to send.
+                self._drop_unread(f"{len(self._unread) - self._unread_head} journaled epoch(s) not found in {getattr(journal, 'path', 'the journal')}")
+                return
+            end = min(self._known_end, self._read_pos + chunk)
+            events = read_events(journal.path, self._read_pos, end)
+            if not events:
+                if end == self._known_end:
+                    self._drop_unread(f"journal {journal.path} unreadable after byte {self._read_pos}")
+                    return
+                chunk *= 2  # one line longer than the chunk
+                continue
+            chunk = _READ_CHUNK_BYTES
+            wanted = set(self._unread[self._unread_head :])
+            found: dict[int, _Epoch] = {}
+            for _offset, event in events:
+                if event.get("kind") == "epoch" and int(event.get("step", -1)) in wanted:
+                    step, ts, metrics, resolve = parse_epoch_event(event)
+                    found[step] = _Epoch(ts, metrics, resolve)
+            self._read_pos = events[-1][0]
+            with self._lock:
+                self._mem.update(found)
+                # Steps are announced in the order they were journaled.
+                while self._unread_head < len(self._unread) and self._unread[self._unread_head] in found:
+                    self._unread_head += 1
+                if self._unread_head > 4096:
+                    del self._unread[: self._unread_head]
+                    self._unread_head = 0
+
+    def _ready_metrics(self) -> int:
+        """Points in memory that may go before the first journaled epoch not read yet."""
+        with self._lock:
+            limit = self._unread[self._unread_head] if self._unread_head < len(self._unread) else None
+            return sum(len(e.metrics) for s, e in self._mem.items() if limit is None or s < limit)
+
+    def _drop_unread(self, why: str) -> None:
+        with self._lock:
+            del self._unread[:]
+            self._unread_head = 0
+        self._record_error(RuntimeError(why))
+
+    def _next_batch(self) -> list[int]:
+        """The next steps to send together: in step order, within the metrics limit."""
+        self._read_back(_MAX_METRICS_PER_BATCH)
+        with self._lock:
+            limit = self._unread[self._unread_head] if self._unread_head < len(self._unread) else None
+            steps = sorted(s for s in self._mem if limit is None or s < limit)
+            batch: list[int] = []
+            count = 0
+            for step in steps:
+                size = len(self._mem[step].metrics)
+                if batch and count + size > _MAX_METRICS_PER_BATCH:
+                    break
+                batch.append(step)
+                count += size
+            return batch
+
     def _drain(self, *, attempts: int) -> None:
         """Send every pending step in order, then pending tags; stop at the first failure."""
         if not self._ensure_run(attempts):
             return
-        with self._lock:
-            steps = sorted(self._pending)
-        for step in steps:
-            with self._lock:
-                points = self._pending.get(step)
-            if points is None:
-                continue
-            if not self._send_epoch(step, points, attempts=attempts):
+        while True:
+            steps = self._next_batch()
+            if not steps:
+                break
+            result = self._send_steps(steps, attempts=attempts)
+            if result is False:
                 return
             # The store answered: the backlog goes out with full attempts from now on.
             attempts = self._attempts
@@ -525,39 +731,123 @@ class AsyncLogger:
             tags = dict(self._pending_tags)
         run_id = self.run_id
         assert run_id is not None
-        if tags and self._attempt(lambda: self._transport.log_batch(run_id, [], tags), attempts):
-            with self._lock:
-                for k, v in tags.items():
-                    if self._pending_tags.get(k) == v:
-                        del self._pending_tags[k]
+        if tags:
+            self._sync()
+            if self._attempt(lambda: self._transport.log_batch(run_id, [], tags), attempts):
+                self._tags_sent(tags)
 
-    def _send_epoch(self, step: int, points: list[MetricPoint], *, attempts: int) -> bool:
+    def _tags_sent(self, tags: dict[str, str]) -> None:
+        with self._lock:
+            for k, v in tags.items():
+                if self._pending_tags.get(k) == v:
+                    del self._pending_tags[k]
+
+    def _resolve(self, steps: list[int]) -> bool:
+        """Read back the accuracy of the epochs that need it; False when the store is down."""
+        todo = {s: self._mem[s] for s in steps if self._mem[s].resolve is not None}
+        if not todo:
+            return True
+        run_id = self.run_id
+        assert run_id is not None
+        found: dict[int, tuple[str, float]] = {}
+        try:
+            found = resolve_accuracies(
+                self._transport,
+                run_id,
+                self._accuracy_keys,
+                {s: int(e.resolve["before_ms"]) for s, e in todo.items() if e.resolve is not None},
+            )
+        except TransientError:
+            return False
+        except Exception as exc:
+            if _looks_transient(exc):
+                return False
+            # The epochs go without the run's accuracy rather than not at all.
+            _log.debug("reading the run's accuracy failed: %s", exc)
+        for step, epoch in todo.items():
+            resolve = epoch.resolve or {}
+            key, accuracy = found.get(step, (None, resolve.get("accuracy")))
+            amended: dict[str, float] = {}
+            if accuracy is not None:
+                per_kg = _accuracy_per_kg(float(accuracy), epoch.metrics)
+                if per_kg is not None:
+                    amended[schema.ACCURACY_PER_KG] = per_kg
+            if self._journal is not None:
+                # Journaled before it is sent (and before recovery would resolve it again).
+                try:
+                    self._journal.amend(step, amended, accuracy=accuracy, accuracy_key=key)
+                except (OSError, ValueError) as exc:
+                    _log.debug("journal amend failed: %s", exc)
+            epoch.metrics.update(amended)
+            epoch.resolve = None
+            if key is not None and accuracy is not None and self._on_accuracy is not None:
+                try:
+                    self._on_accuracy(step, key, float(accuracy))
+                except Exception as exc:
+                    self._record_error(exc)
+        return True
+
+    def _send_steps(self, steps: list[int], *, attempts: int, with_tags: bool = True) -> bool | None:
+        """Send these steps in one call (True), or learn the store is down (False).
+
+        A batch refused for good is retried step by step, so that one bad epoch does not
+        drop the others; the refused ones leave the queue (the journal keeps them).
+        """
         run_id = self.run_id
         assert run_id is not None  # _drain made sure
+        if not self._resolve(steps):
+            self._mark_unreachable("could not read the run's accuracy")
+            return False
+        with self._lock:
+            epochs = {s: self._mem[s] for s in steps}
+            tags = (
+                dict(self._pending_tags)
+                if with_tags and len(self._pending_tags) <= _MAX_TAGS_PER_BATCH
+                else {}
+            )
 
         def send() -> None:
-            if step in self._uncertain and points:
+            todo = list(steps)
+            uncertain = [s for s in todo if s in self._uncertain]
+            if uncertain:
                 # A previous try may have landed: look before sending again.
-                key = next((p.key for p in points if p.key.startswith(PREFIX)), points[0].key)
-                if step in self._transport.logged_steps(run_id, key):
-                    return
-            self._uncertain.add(step)
-            self._transport.log_batch(run_id, points, {})
+                first = epochs[uncertain[0]].metrics
+                key = next((k for k in first if k.startswith(PREFIX)), next(iter(first), None))
+                if key is not None:
+                    logged = self._transport.logged_steps(run_id, key)
+                    todo = [s for s in todo if s not in logged]
+            points = [
+                MetricPoint(k, float(v), epochs[s].timestamp_ms, s)
+                for s in todo
+                for k, v in epochs[s].metrics.items()
+            ]
+            if not points and not tags:
+                return
+            self._uncertain.update(todo)
+            self._transport.log_batch(run_id, points, tags)
 
+        self._sync()  # nothing reaches MLflow before it is durable in the journal
         result = self._attempt(send, attempts)
         if result is None:
-            # Refused for good (not transient): drop from the queue; the journal keeps it.
+            if len(steps) > 1:
+                for step in steps:
+                    if self._send_steps([step], attempts=attempts, with_tags=False) is False:
+                        return False
+                return True
             with self._lock:
-                self._pending.pop(step, None)
+                self._mem.pop(steps[0], None)
             return True
         if result:
-            self._uncertain.discard(step)
+            self._uncertain.difference_update(steps)
+            if tags:
+                self._tags_sent(tags)
             with self._lock:
-                self._pending.pop(step, None)
-                self._acked.append(step)
+                for step in steps:
+                    self._mem.pop(step, None)
+                self._acked.extend(steps)
             if self._journal is not None:
                 try:
-                    self._journal.ack([step])
+                    self._journal.ack(steps)
                 except Exception as exc:
                     self._record_error(exc)
         return result

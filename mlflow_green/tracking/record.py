@@ -8,13 +8,14 @@ schema's keys.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from mlflow_green.tracking import schema
 
-__all__ = ["EpochEnergy", "EpochRecord", "Ledger"]
+__all__ = ["EpochEnergy", "EpochRecord", "EpochTable", "Ledger"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,146 @@ class EpochRecord:
         return row
 
 
+# The floats of a record kept per epoch by EpochTable; energy_kwh, total_co2eq_kg,
+# cum_total_co2eq_kg and embodied_share are recomputed from them exactly as Ledger.add does.
+_STORED = (
+    "start_unix_s",
+    "epoch_seconds",
+    "gpu_energy_kwh",
+    "cpu_energy_kwh",
+    "ram_energy_kwh",
+    "gpu_power_w",
+    "intensity_g_per_kwh",
+    "co2eq_kg",
+    "embodied_kg",
+    "cum_energy_kwh",
+    "cum_co2eq_kg",
+    "cum_embodied_kg",
+    "accuracy",
+    "accuracy_per_kg",
+    "projected_total_co2eq_kg",
+    "projected_energy_kwh",
+)
+_OPTIONAL = ("accuracy", "accuracy_per_kg", "projected_total_co2eq_kg", "projected_energy_kwh")
+_FLAG = {name: 1 << i for i, name in enumerate(_OPTIONAL)}
+
+
+class EpochTable(Sequence[EpochRecord]):
+    """The records of a run, kept compactly: one array of doubles per field (~130 bytes per
+    epoch instead of ~3 kB of objects); indexing rebuilds the :class:`EpochRecord`.
+
+    The user's metrics of each epoch are kept as their values plus a shared tuple of keys.
+    """
+
+    def __init__(self) -> None:
+        self._cols: dict[str, array[float]] = {name: array("d") for name in _STORED}
+        self._flags = bytearray()
+        self._device_kwh = array("d")
+        self._device_end = array("q")
+        self._extra_values = array("d")
+        self._extra_end = array("q")
+        self._extra_layout = array("l")
+        self._layouts: list[tuple[str, ...]] = []
+        self._layout_ids: dict[tuple[str, ...], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def append(self, record: EpochRecord) -> None:
+        flags = 0
+        for name in _STORED:
+            value = getattr(record, name)
+            if name in _FLAG:
+                if value is None:
+                    value = math.nan
+                else:
+                    flags |= _FLAG[name]
+            self._cols[name].append(float(value))
+        self._device_kwh.extend(record.per_device_kwh)
+        self._device_end.append(len(self._device_kwh))
+        keys = tuple(record.extra_metrics)
+        layout = self._layout_ids.get(keys)
+        if layout is None:
+            layout = self._layout_ids[keys] = len(self._layouts)
+            self._layouts.append(keys)
+        self._extra_layout.append(layout)
+        self._extra_values.extend(float(v) for v in record.extra_metrics.values())
+        self._extra_end.append(len(self._extra_values))
+        self._flags.append(flags)  # last: len() counts complete rows only
+
+    def set_accuracy(self, index: int, accuracy: float | None, accuracy_per_kg: float | None) -> None:
+        """Set an epoch's accuracy after the fact (read back from the run by the logger thread)."""
+        flags = self._flags[index]
+        for name, value in (("accuracy", accuracy), ("accuracy_per_kg", accuracy_per_kg)):
+            if value is None:
+                self._cols[name][index] = math.nan
+                flags &= ~_FLAG[name]
+            else:
+                self._cols[name][index] = float(value)
+                flags |= _FLAG[name]
+        self._flags[index] = flags
+
+    def column_sum(self, name: str) -> float:
+        """The sum over epochs of a stored field, in epoch order (as a loop over records adds)."""
+        return sum(self._cols[name])
+
+    def _row(self, i: int) -> EpochRecord:
+        c = self._cols
+        flags = self._flags[i]
+        opt = {n: (c[n][i] if flags & _FLAG[n] else None) for n in _OPTIONAL}
+        gpu, cpu, ram = c["gpu_energy_kwh"][i], c["cpu_energy_kwh"][i], c["ram_energy_kwh"][i]
+        co2eq, embodied = c["co2eq_kg"][i], c["embodied_kg"][i]
+        cum_co2eq, cum_embodied = c["cum_co2eq_kg"][i], c["cum_embodied_kg"][i]
+        cum_total = cum_co2eq + cum_embodied
+        d0 = self._device_end[i - 1] if i > 0 else 0
+        e0 = self._extra_end[i - 1] if i > 0 else 0
+        keys = self._layouts[self._extra_layout[i]]
+        return EpochRecord(
+            epoch=i,
+            start_unix_s=c["start_unix_s"][i],
+            epoch_seconds=c["epoch_seconds"][i],
+            energy_kwh=gpu + cpu + ram,
+            gpu_energy_kwh=gpu,
+            cpu_energy_kwh=cpu,
+            ram_energy_kwh=ram,
+            gpu_power_w=c["gpu_power_w"][i],
+            per_device_kwh=tuple(self._device_kwh[d0 : self._device_end[i]]),
+            intensity_g_per_kwh=c["intensity_g_per_kwh"][i],
+            co2eq_kg=co2eq,
+            embodied_kg=embodied,
+            total_co2eq_kg=co2eq + embodied,
+            cum_energy_kwh=c["cum_energy_kwh"][i],
+            cum_co2eq_kg=cum_co2eq,
+            cum_embodied_kg=cum_embodied,
+            cum_total_co2eq_kg=cum_total,
+            embodied_share=cum_embodied / cum_total if cum_total > 0 else 0.0,
+            extra_metrics=dict(zip(keys, self._extra_values[e0 : self._extra_end[i]], strict=True)),
+            **opt,
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> EpochRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[EpochRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> EpochRecord | list[EpochRecord]:
+        n = len(self)
+        if isinstance(index, slice):
+            return [self._row(i) for i in range(*index.indices(n))]
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("epoch record index out of range")
+        return self._row(i)
+
+    def __iter__(self) -> Iterator[EpochRecord]:
+        for i in range(len(self)):
+            yield self._row(i)
+
+    def __repr__(self) -> str:
+        return f"EpochTable({len(self)} epochs)"
+
+
 def _acct() -> Any:
     import mlflow_green.accounting as accounting
 
@@ -130,7 +271,16 @@ class Ledger:
         self.pue = pue
         self.embodied = embodied
         self.total_epochs = total_epochs
-        self.records: list[EpochRecord] = []
+        self.records = EpochTable()
+        self._projected_total: Any = None
+        self._projected_energy: Any = None
+        if total_epochs is not None:
+            # Updated per epoch in O(log n): re-projecting from every epoch so far made a
+            # 10,000-epoch run quadratic (tens of ms per epoch near its end).
+            from mlflow_green.accounting.projection import RunningProjection
+
+            self._projected_total = RunningProjection(total_epochs)
+            self._projected_energy = RunningProjection(total_epochs)
         self._cum_energy_kwh = 0.0
         self._cum_co2eq_kg = 0.0
         self._cum_embodied_kg = 0.0
@@ -163,17 +313,14 @@ class Ledger:
         cum_total = self.cum_total_co2eq_kg
         share = self._cum_embodied_kg / cum_total if cum_total > 0 else 0.0
 
-        acc_per_kg = None
-        if accuracy is not None and math.isfinite(accuracy) and cum_total > 0:
-            value = float(acct.accuracy_per_kg(accuracy, cum_total))
-            acc_per_kg = value if math.isfinite(value) else None
+        acc_per_kg = _accuracy_per_kg(accuracy, cum_total)
 
         projected_total = projected_energy = None
-        if self.total_epochs is not None:
-            totals = [r.total_co2eq_kg for r in self.records] + [total_kg]
-            energies = [r.energy_kwh for r in self.records] + [energy_kwh]
-            projected_total = _projection_value(acct.project_total(totals, self.total_epochs))
-            projected_energy = _projection_value(acct.project_total(energies, self.total_epochs))
+        if self._projected_total is not None:
+            self._projected_total.add(total_kg)
+            self._projected_energy.add(energy_kwh)
+            projected_total = float(self._projected_total.value)
+            projected_energy = float(self._projected_energy.value)
 
         record = EpochRecord(
             epoch=epoch,
@@ -203,23 +350,32 @@ class Ledger:
         self.records.append(record)
         return record
 
+    def set_accuracy(self, epoch: int, accuracy: float | None) -> float | None:
+        """Give an epoch its accuracy after the fact; its accuracy per kg (None when unknown)."""
+        record_cum_total = self.records[epoch].cum_total_co2eq_kg
+        acc_per_kg = _accuracy_per_kg(accuracy, record_cum_total)
+        self.records.set_accuracy(epoch, accuracy, acc_per_kg)
+        return acc_per_kg
+
     def totals(self) -> dict[str, float]:
         """Run totals with the schema's unit-suffixed names (no ``green/`` prefix)."""
         cum_total = self.cum_total_co2eq_kg
         return {
             "epochs": float(len(self.records)),
             "energy_kwh": self._cum_energy_kwh,
-            "gpu_energy_kwh": sum(r.gpu_energy_kwh for r in self.records),
-            "cpu_energy_kwh": sum(r.cpu_energy_kwh for r in self.records),
-            "ram_energy_kwh": sum(r.ram_energy_kwh for r in self.records),
+            "gpu_energy_kwh": self.records.column_sum("gpu_energy_kwh"),
+            "cpu_energy_kwh": self.records.column_sum("cpu_energy_kwh"),
+            "ram_energy_kwh": self.records.column_sum("ram_energy_kwh"),
             "co2eq_kg": self._cum_co2eq_kg,
             "embodied_kg": self._cum_embodied_kg,
             "total_co2eq_kg": cum_total,
             "embodied_share": self._cum_embodied_kg / cum_total if cum_total > 0 else 0.0,
-            "seconds": sum(r.epoch_seconds for r in self.records),
+            "seconds": self.records.column_sum("epoch_seconds"),
         }
 
 
-def _projection_value(projection: Any) -> float:
-    value = getattr(projection, "value", projection)
-    return float(value)
+def _accuracy_per_kg(accuracy: float | None, cum_total_kg: float) -> float | None:
+    if accuracy is None or not math.isfinite(accuracy) or cum_total_kg <= 0:
+        return None
+    value = float(_acct().accuracy_per_kg(accuracy, cum_total_kg))
+    return value if math.isfinite(value) else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import math
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ from mlflow_green.tracking.distributed import (
     reduce_epoch,
     reduce_hardware,
 )
-from mlflow_green.tracking.record import EpochEnergy, EpochRecord, Ledger
+from mlflow_green.tracking.record import EpochEnergy, EpochRecord, EpochTable, Ledger
 
 __all__ = [
     "Epochs",
@@ -45,6 +46,7 @@ _log = logging.getLogger("mlflow_green")
 T = TypeVar("T")
 
 _ACTIVE: list[GreenTracker] = []
+_EMPTY_TABLE = EpochTable()
 _ACTIVE_LOCK = threading.Lock()
 
 
@@ -138,7 +140,6 @@ class GreenTracker:
         self.journal_id: str | None = None
         self._pending_run: Any = None
         self.tracking_uri: str | None = None
-        self.records: list[EpochRecord] = []
         self.should_stop = False
         self.stop_reason: str | None = None
         self.status = schema.STATUS_OK
@@ -151,9 +152,17 @@ class GreenTracker:
         self._accuracy_key: str | None = None
         # True when the accuracy was given during the current epoch (not read back from the run).
         self._accuracy_fresh = False
+        # Set when an accuracy was given (report_accuracy, accuracy=, the user's metrics) or
+        # read back from the run by the logger thread (the metric's name).
+        self._accuracy_given = False
+        self._run_accuracy_key: str | None = None
+        # Epochs handed to the logger with "read the accuracy back from the run".
+        self._accuracy_deferred = False
         self._warned: set[str] = set()
         self._problems: list[str] = []
-        self._pending_batch: list[EpochRecord] = []
+        # Epochs journaled, not yet handed to the logger (log_every_n_epochs > 1):
+        # (step, journal end offset) or (step, None, (metrics, timestamp_ms, resolve)).
+        self._pending_batch: list[tuple[Any, ...]] = []
         self._meter: Any = meter
         self._ledger: Ledger | None = None
         self._journal: Any = None
@@ -182,6 +191,11 @@ class GreenTracker:
         self.close(status="FAILED" if failed else "FINISHED", record_partial=failed)
 
     @property
+    def records(self) -> EpochTable:
+        """Every epoch's record so far (a compact table; indexing gives :class:`EpochRecord`)."""
+        return self._ledger.records if self._ledger is not None else _EMPTY_TABLE
+
+    @property
     def is_logging(self) -> bool:
         """True on the process that writes to MLflow (global rank 0)."""
         return self._dist.is_global_zero
@@ -198,11 +212,16 @@ class GreenTracker:
         self._resolve_accounting()
         if self.is_logging:
             self._open_run()
-        if self._dist.has_group:
-            # Rank 0 spent a while opening the run: line the ranks up before the first window.
-            broadcast_flag(False, self._dist)
         with _ACTIVE_LOCK:
             _ACTIVE.append(self)
+        if self._dist.has_group:
+            # Rank 0 spent a while opening the run, and its logger thread is sending the
+            # provenance tags (holding the interpreter lock): let that finish (bounded), then
+            # line the ranks up and open the first window on every rank right after, so that
+            # their first windows cover the same time.
+            if self._logger is not None:
+                self._logger.flush(timeout_s=5.0)
+            broadcast_flag(False, self._dist)
         if self._auto_begin:
             self.begin_epoch()
         return self
@@ -368,6 +387,8 @@ class GreenTracker:
             on_problem=self._logger_problem,
             create_run=create_run,
             on_run_created=self._run_created,
+            accuracy_keys=tuple(self.config.accuracy_metrics),
+            on_accuracy=self._accuracy_resolved,
         )
 
     def _open_pending_run(self, why: str) -> None:
@@ -388,6 +409,12 @@ class GreenTracker:
             "or by `mlflow-green recover`"
         )
         self._set_tags(self._provenance_tags())
+
+    def _accuracy_resolved(self, step: int, key: str, value: float) -> None:
+        # Called from the logger thread: the accuracy the run held when epoch `step` ended.
+        if self._ledger is not None and step < len(self._ledger.records):
+            self._ledger.set_accuracy(step, value)
+        self._run_accuracy_key = key
 
     def _run_created(self, run_id: str) -> None:
         # Called from the logger thread: the server came back and the pending run exists.
@@ -444,6 +471,7 @@ class GreenTracker:
             raise ConfigError(f"accuracy={value!r} is not a number") from None
         self._accuracy = number
         self._accuracy_fresh = True
+        self._accuracy_given = True
         if name:
             self._accuracy_key = name
 
@@ -468,23 +496,43 @@ class GreenTracker:
                 user_metrics[str(key)] = float(value.item() if hasattr(value, "item") else value)
             except (TypeError, ValueError):
                 raise ConfigError(f"metric {key!r}={value!r} is not a number") from None
+        from_run = False
         if accuracy is not None:
             self.log_accuracy(accuracy)
         else:
             picked = self.config.pick_accuracy(user_metrics)
             if picked is not None:
                 self.log_accuracy(picked[1], name=picked[0])
-            elif self._read_run_accuracy and self.is_logging and not self._accuracy_fresh:
-                self._accuracy_from_run()
+            elif (
+                self._read_run_accuracy
+                and self.is_logging
+                and not self._accuracy_fresh
+                and self._logger is not None
+                and self.run_id is not None
+            ):
+                # The user logs it to the run (mlflow.log_metric): the logger thread reads it
+                # back before sending this epoch — a read of the run costs milliseconds.
+                from_run = True
         self._accuracy_fresh = False
-        record = self._close_window(user_metrics)
-        if self._auto_begin and not self.should_stop:
-            self.begin_epoch()
+        lap = self._auto_begin and not self.should_stop
+        record = self._close_window(user_metrics, lap=lap, accuracy_from_run=from_run)
+        if lap and self.should_stop and self._window_open:
+            # The budget stopped training at this epoch: no next window after all.
+            self._meter.end(self._window_name)
+            self._window_open = False
         return record
 
-    def _close_window(self, user_metrics: dict[str, float]) -> EpochRecord:
-        measurement = self._meter.end(self._window_name)
-        self._window_open = False
+    def _close_window(
+        self, user_metrics: dict[str, float], *, lap: bool = False, accuracy_from_run: bool = False
+    ) -> EpochRecord:
+        if lap:
+            # The next epoch's window opens at the same sampler read that closes this one.
+            next_name = f"epoch-{len(self.records) + 1}"
+            measurement = self._meter.lap(self._window_name, next_name)
+            self._window_name = next_name
+        else:
+            measurement = self._meter.end(self._window_name)
+            self._window_open = False
         for problem in getattr(measurement, "problems", ()) or ():
             self._degrade(problem)
         local = EpochEnergy(
@@ -522,10 +570,9 @@ class GreenTracker:
             accuracy=accuracy,
             extra_metrics=user_metrics,
         )
-        self.records.append(record)
         self._check_budget(record)
         if self.is_logging:
-            self._journal_and_queue(record)
+            self._journal_and_queue(record, accuracy_from_run=accuracy_from_run)
         return record
 
     def _intensity_at(self, energy: EpochEnergy) -> float:
@@ -547,25 +594,6 @@ class GreenTracker:
             return self._last_intensity
         self._last_intensity = value
         return value
-
-    def _accuracy_from_run(self) -> None:
-        """The plain-loop fallback: the latest accuracy metric the user logged to the run."""
-        if self._logger is None or not self._logger.reachable or self.run_id is None:
-            return
-        try:
-            from mlflow import MlflowClient
-
-            if self.tracking_uri and self.tracking_uri.startswith(("http://", "https://")):
-                # MLflow's client would retry for minutes when the server is down.
-                metrics = _rest_latest_metrics(self.tracking_uri, self.run_id)
-            else:
-                metrics = MlflowClient(self.tracking_uri).get_run(self.run_id).data.metrics
-        except Exception:
-            _log.debug("could not read the run's accuracy", exc_info=True)
-            return
-        picked = self.config.pick_accuracy(metrics)
-        if picked is not None:
-            self.log_accuracy(picked[1], name=picked[0])
 
     def _check_budget(self, record: EpochRecord) -> None:
         budget = self.config.budget_kg
@@ -590,27 +618,48 @@ class GreenTracker:
         else:
             self._warn_once("budget-warn", f"mlflow_green: {reason}")
 
-    def _journal_and_queue(self, record: EpochRecord) -> None:
+    def _journal_and_queue(self, record: EpochRecord, *, accuracy_from_run: bool = False) -> None:
         timestamp_ms = int((record.start_unix_s + record.epoch_seconds) * 1000)
         metrics = record.metrics()
+        resolve = None
+        if accuracy_from_run:
+            self._accuracy_deferred = True
+            # The latest accuracy the run held when this epoch ended; `accuracy` if none.
+            resolve = {"accuracy": record.accuracy, "before_ms": int(time.time() * 1000)}
+        end: int | None = None
         if self._journal is not None:
             try:
-                self._journal.epoch(record.step, metrics, timestamp_ms)
+                end = self._journal.epoch(record.step, metrics, timestamp_ms, resolve=resolve)
             except (OSError, ValueError) as exc:
                 if _settings.strict():
                     raise
                 self._degrade(f"journal write failed ({exc})")
-        self._pending_batch.append(record)
+        if end is not None and all(map(math.isfinite, metrics.values())):
+            # The logger reads it back from the journal: nothing of it stays in memory here.
+            self._pending_batch.append((record.step, end))
+        else:
+            # No journal, or a NaN/inf the journal keeps only as NaN: hand over the values.
+            self._pending_batch.append((record.step, None, (metrics, timestamp_ms, resolve)))
         if len(self._pending_batch) >= self.config.log_every_n_epochs or self.should_stop:
             self._send_pending()
 
     def _send_pending(self) -> None:
         if self._logger is None:
             return
-        for rec in self._pending_batch:
-            self._logger.log_epoch(
-                rec.step, rec.metrics(), int((rec.start_unix_s + rec.epoch_seconds) * 1000)
-            )
+        steps: list[int] = []
+        end = 0
+        for item in self._pending_batch:
+            if item[1] is not None:
+                steps.append(item[0])
+                end = item[1]
+                continue
+            if steps:
+                self._logger.log_journaled(steps, end)
+                steps = []
+            metrics, timestamp_ms, resolve = item[2]
+            self._logger.log_epoch(item[0], metrics, timestamp_ms, resolve=resolve)
+        if steps:
+            self._logger.log_journaled(steps, end)
         self._pending_batch.clear()
 
     # -- problems -------------------------------------------------------------------------
@@ -686,10 +735,15 @@ class GreenTracker:
         from mlflow_green.tracking import report as _report
 
         self._send_pending()
+        if self._accuracy_deferred and self._logger is not None:
+            # Accuracies read back from the run go into the report: let the logger get them
+            # (bounded: with the store down they stay unresolved; recover resolves them).
+            self._logger.flush(timeout_s=15.0)
         final_tags = {schema.TAG_STATUS: self.status}
-        if self._accuracy_key:
-            final_tags[schema.TAG_ACCURACY_METRIC] = self._accuracy_key
-        elif any(r.accuracy is not None for r in self.records):
+        accuracy_key = self._accuracy_key or self._run_accuracy_key
+        if accuracy_key:
+            final_tags[schema.TAG_ACCURACY_METRIC] = accuracy_key
+        elif self._accuracy_given:
             final_tags[schema.TAG_ACCURACY_METRIC] = "reported"  # report_accuracy() / accuracy=
         self._set_tags(final_tags)
         report = _report.build_report(self)
@@ -855,23 +909,6 @@ def abandon(tracker: GreenTracker) -> None:
 def _looks_network(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(w in text for w in ("connection", "timed out", "timeout", "max retries", "refused"))
-
-
-def _rest_latest_metrics(tracking_uri: str, run_id: str) -> dict[str, float]:
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
-
-    response = http_request(
-        get_default_host_creds(tracking_uri),
-        "/api/2.0/mlflow/runs/get",
-        "GET",
-        max_retries=0,
-        backoff_factor=0,
-        timeout=5,
-        params={"run_id": run_id},
-    )
-    data = response.json().get("run", {}).get("data", {})
-    return {m["key"]: float(m["value"]) for m in data.get("metrics", [])}
 
 
 class Epochs:

@@ -53,7 +53,7 @@ def _epoch(logger: AsyncLogger, step: int) -> None:
     logger.log_epoch(step, {"green/energy_kwh": 0.1 * step, "loss": 1.0}, int(time.time() * 1000))
 
 
-def test_one_batch_per_epoch_in_order(tmp_path: Path) -> None:
+def test_each_epoch_sent_once_in_order_at_most_one_call_per_epoch(tmp_path: Path) -> None:
     store = FakeStore()
     journal = Journal(tmp_path / "r.jsonl")
     logger = AsyncLogger("r", store, journal=journal, backoff_s=0)
@@ -63,7 +63,8 @@ def test_one_batch_per_epoch_in_order(tmp_path: Path) -> None:
     logger.set_tags({"green.status": "ok"})
     assert logger.close(10)
     assert store.steps() == [0, 1, 2, 3]
-    assert store.calls == 5  # four epochs, one tags batch
+    # Epochs waiting together share a call; the tags ride along or follow.
+    assert 1 <= store.calls <= 5
     assert store.tags == {"green.status": "ok"}
     journal.close()
     assert read_journal(tmp_path / "r.jsonl").pending_steps == []
