@@ -140,7 +140,7 @@ def run(*, runs: int, rounds: int, rebuild: bool = False) -> tuple[list[Row], li
     import mlflow
     from mlflow import MlflowClient
 
-    from mlflow_green.reports import leaderboard
+    from mlflow_green.reports.leaderboard import leaderboard
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     cached, build_s = _cached_store(runs, rebuild)

@@ -124,13 +124,46 @@ def _sql_metric_maxima(store: Any, session: Any, run_id: str, keys: list[str]) -
     return {key: float(value) for key, value in rows if value is not None}
 
 
+_WRITE_ATTEMPTS = 3
+
+
+def _write_conflict(exc: BaseException) -> bool:
+    """A write that lost a race: a concurrent request inserted the same tag row first
+    (UNIQUE violation), or SQLite refused the lock upgrade ("database is locked")."""
+    try:
+        from sqlalchemy.exc import IntegrityError, OperationalError
+    except ImportError:  # pragma: no cover - MLflow always brings SQLAlchemy
+        return False
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(exc, (IntegrityError, OperationalError)) or isinstance(
+        cause, (IntegrityError, OperationalError)
+    )
+
+
+def _retry_on_conflict(write: Any) -> None:
+    """Run ``write`` again when it lost a race: evidence writes are idempotent, and a second
+    promotion of the same version at the same moment must not be refused for it."""
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if attempt + 1 == _WRITE_ATTEMPTS or not _write_conflict(exc):
+                raise
+
+
 def _sql_set_model_version_tags(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
     """All tags in one transaction, with the checks and rows of ``set_model_version_tag``."""
-    from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
     from mlflow.utils.validation import _validate_model_version_tag
 
     for key, value in tags.items():
         _validate_model_version_tag(key, value)
+    _retry_on_conflict(lambda: _sql_write_tags_once(store, name, version, tags))
+
+
+def _sql_write_tags_once(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
+
     with store.ManagedSessionMaker(read_only=False) as session:
         # Checks the version exists and is not deleted, and loads its tags (eager=True) so that
         # only the rows whose value changes are written: UPDATE or INSERT, no per-tag SELECT.
@@ -242,7 +275,8 @@ class StoreBackend:
         from mlflow.entities.model_registry import ModelVersionTag
 
         for key, value in tags.items():
-            self.registry_store.set_model_version_tag(name, version, ModelVersionTag(key, value))
+            tag = ModelVersionTag(key, value)
+            _retry_on_conflict(lambda tag=tag: self.registry_store.set_model_version_tag(name, version, tag))
 
 
 class ClientBackend:

@@ -239,3 +239,42 @@ def test_an_invalid_evidence_tag_writes_none_of_them(client: Any, experiment_id:
     with pytest.raises(MlflowException):
         backend.set_model_version_tags(name, v, {"green.gate.verdict": "pass", "x" * 300: "too long a key"})
     assert "green.gate.verdict" not in client.get_model_version(name, v).tags
+
+
+@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+def test_evidence_write_that_loses_an_insert_race_is_retried(
+    client: Any, experiment_id: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two promotions of one version at once both insert the same new evidence rows: the second
+    transaction's UNIQUE violation is retried (the rows now exist and are updated), not refused."""
+    import threading
+
+    from mlflow.entities.model_registry import ModelVersionTag
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 1.0))
+    backend = _backend(client, kind)
+    store = client._get_registry_client().store
+    raced: list[str] = []
+
+    def concurrent_insert(session: Any, *_: Any) -> None:
+        if raced or not any(getattr(o, "key", "") == "green.gate.verdict" for o in session.new):
+            return
+        raced.append("inserted")
+        # Another request's transaction commits the same row between this one's read and insert.
+        other = threading.Thread(
+            target=store.set_model_version_tag, args=(name, v, ModelVersionTag("green.gate.verdict", "fail"))
+        )
+        other.start()
+        other.join()
+
+    event.listen(Session, "before_flush", concurrent_insert)
+    try:
+        backend.set_model_version_tags(name, v, {"green.gate.verdict": "pass", "green.gate.scope": "champion"})
+    finally:
+        event.remove(Session, "before_flush", concurrent_insert)
+    assert raced == ["inserted"]
+    tags = client.get_model_version(name, v).tags
+    assert tags["green.gate.verdict"] == "pass" and tags["green.gate.scope"] == "champion"
