@@ -38,7 +38,7 @@ demo: install
 
 test: install-dev browser
 	$(VENV)/bin/ruff check mlflow_green tests benchmarks examples
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
 bench: install-dev
 	$(PY) benchmarks/run_all.py

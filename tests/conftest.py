@@ -38,6 +38,36 @@ _CLI_DEFAULTS = (
 )
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: hand the reliability counts over
+        from tests.reliability._tally import TALLY
+
+        workeroutput["mlflow_green_tally"] = TALLY.state()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    state = getattr(node, "workeroutput", {}).get("mlflow_green_tally")
+    if state:
+        from tests.reliability._tally import TALLY
+
+        TALLY.merge(state)
+
+
+def pytest_terminal_summary(terminalreporter: object, exitstatus: int, config: pytest.Config) -> None:
+    """The reliability suite's one line: faults, bad inputs, bypasses, records lost."""
+    from tests.reliability._tally import TALLY
+
+    if not (TALLY.ran or TALLY.touched):
+        return
+    terminalreporter.write_sep("=", "reliability summary")  # type: ignore[attr-defined]
+    terminalreporter.write_line(TALLY.line())  # type: ignore[attr-defined]
+    target = os.environ.get("MLFLOW_GREEN_RELIABILITY_JSON")
+    if target:
+        Path(target).write_text(TALLY.to_json())
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     gpu_on = os.environ.get("MLFLOW_GREEN_TEST_GPU", "").lower() in {"1", "true", "yes"}
     pg_on = postgres_available()

@@ -64,6 +64,19 @@ class Tally:
             f"({self.duplicated} duplicated)"
         )
 
+    def state(self) -> dict[str, object]:
+        """A plain copy of the counts, as a pytest-xdist worker hands it to the controller."""
+        names = ("faults", "bad_inputs", "bypasses", "lost", "duplicated", "ran", "log")
+        return {n: getattr(self, n) for n in names}
+
+    def merge(self, state: dict[str, object]) -> None:
+        """Add a worker's counts (see :meth:`state`)."""
+        with self._lock:
+            for n in ("faults", "bad_inputs", "bypasses", "lost", "duplicated"):
+                setattr(self, n, getattr(self, n) + int(state.get(n, 0)))  # type: ignore[call-overload]
+            self.ran = self.ran or bool(state.get("ran"))
+            self.log.extend(state.get("log", []))  # type: ignore[arg-type]
+
     def to_json(self) -> str:
         names = ("faults", "bad_inputs", "bypasses", "lost", "duplicated", "log")
         return json.dumps({n: getattr(self, n) for n in names}, indent=2)

@@ -1,16 +1,14 @@
 """Fixtures of the reliability suite and its one-line summary at the end of the session.
 
-The summary line (see ``_tally.py``) is printed by ``pytest_terminal_summary`` whenever a test
-of this package ran, including under ``make test`` (which runs all of ``tests/``). Set
+The summary line (see ``_tally.py``) is printed by ``pytest_terminal_summary`` in
+``tests/conftest.py`` whenever a test of this package ran, including under ``make test`` (which
+runs all of ``tests/`` under pytest-xdist: the workers' counts are summed in the controller). Set
 ``MLFLOW_GREEN_RELIABILITY_JSON=path`` to also write the counts and what was tried as JSON.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,16 +25,6 @@ def tally() -> Tally:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     # A conftest's runtest hooks see only the items of its own directory.
     TALLY.ran = True
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not (TALLY.ran or TALLY.touched):
-        return
-    terminalreporter.write_sep("=", "reliability summary")
-    terminalreporter.write_line(TALLY.line())
-    target = os.environ.get("MLFLOW_GREEN_RELIABILITY_JSON")
-    if target:
-        Path(target).write_text(TALLY.to_json())
 
 
 @pytest.fixture(scope="session")
