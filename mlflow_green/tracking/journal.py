@@ -42,6 +42,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,27 +380,31 @@ def parse_epoch_event(event: dict[str, Any]) -> tuple[int, int, dict[str, float]
     )
 
 
-def read_events(path: Path, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+def read_events(path: Path, start: int, end: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """The events of the whole lines between byte offsets ``start`` and ``end``, with the
-    end offset of each (the logger thread reads journaled epochs back this way)."""
-    out: list[tuple[int, dict[str, Any]]] = []
+    end offset of each, parsed one at a time (the logger thread reads journaled epochs back
+    this way, a batch at a time). A line cut by ``end`` is left for the next read."""
     if end <= start:
-        return out
+        return
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
     offset = start
-    for raw in data.split(b"\n"):
-        if offset >= end:
-            break
-        offset += len(raw) + 1
+    pos = 0
+    while True:
+        newline = data.find(b"\n", pos)
+        if newline < 0:
+            return
+        raw = data[pos:newline]
+        offset += newline + 1 - pos
+        pos = newline + 1
         if not raw.strip():
             continue
         try:
-            out.append((offset, json.loads(raw)))
+            event = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue
-    return out
+        yield offset, event
 
 
 def list_journals(directory: Path | None = None) -> list[Path]:

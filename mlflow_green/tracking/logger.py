@@ -26,8 +26,7 @@ import math
 import queue
 import threading
 import time
-from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,7 +54,7 @@ DEFAULT_BACKOFF_S = 0.5
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_TAGS_PER_BATCH = 100
 # Journal bytes read back per read (a batch is ~1000 metrics, ~40 kB of JSON).
-_READ_CHUNK_BYTES = 256 * 1024
+_READ_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -414,6 +413,47 @@ def _accuracy_per_kg(accuracy: float, metrics: dict[str, float]) -> float | None
 _STOP = object()
 
 
+class _Steps:
+    """Steps in arrival order as runs of consecutive numbers: O(1) memory for a backlog."""
+
+    __slots__ = ("_count", "_runs")
+
+    def __init__(self) -> None:
+        self._runs: list[list[int]] = []  # [first, stop)
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, step: int) -> None:
+        if self._runs and self._runs[-1][1] == step:
+            self._runs[-1][1] += 1
+        else:
+            self._runs.append([step, step + 1])
+        self._count += 1
+
+    def first(self) -> int | None:
+        return self._runs[0][0] if self._runs else None
+
+    def pop_first(self) -> None:
+        run = self._runs[0]
+        run[0] += 1
+        if run[0] >= run[1]:
+            del self._runs[0]
+        self._count -= 1
+
+    def __contains__(self, step: object) -> bool:
+        return any(a <= step < b for a, b in self._runs)  # type: ignore[operator]
+
+    def __iter__(self) -> Iterator[int]:
+        for a, b in self._runs:
+            yield from range(a, b)
+
+    def clear(self) -> None:
+        self._runs.clear()
+        self._count = 0
+
+
 @dataclass
 class _Epoch:
     timestamp_ms: int
@@ -466,13 +506,13 @@ class AsyncLogger:
         # Epochs in memory, ready to send: given in memory, or read back from the journal.
         self._mem: dict[int, _Epoch] = {}
         # Journaled epochs not read back yet: their steps, and the journal bytes they are in.
-        self._unread = array("q")
-        self._unread_head = 0
+        self._unread = _Steps()
         self._read_pos = journal.size if journal is not None else 0
         self._known_end = self._read_pos
+        self._wake_queued = False
         self._uncertain: set[int] = set()
         self._pending_tags: dict[str, str] = {}
-        self._acked = array("q")
+        self._acked = _Steps()
         self._healthy = True
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -496,8 +536,17 @@ class AsyncLogger:
     def log_journaled(self, steps: Sequence[int], end_offset: int) -> None:
         """Queue epochs already in the journal, whose lines end at or before ``end_offset``;
         returns at once. Only for the journal given to this logger."""
-        if steps:
-            self._queue.put(("journaled", steps, int(end_offset)))
+        if not steps:
+            return
+        # No object per epoch: the steps join runs of numbers and the logger is woken once.
+        with self._lock:
+            for step in steps:
+                self._unread.add(int(step))
+            self._known_end = max(self._known_end, int(end_offset))
+            wake = not self._wake_queued
+            self._wake_queued = True
+        if wake:
+            self._queue.put(("journaled",))
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Queue tags (sent with or after the next batch); returns at once."""
@@ -532,7 +581,7 @@ class AsyncLogger:
     def unsent_steps(self) -> list[int]:
         """Steps not (yet) acknowledged by the store."""
         with self._lock:
-            return sorted(set(self._mem) | set(self._unread[self._unread_head :]))
+            return sorted(set(self._mem) | set(self._unread))
 
     @property
     def unsent_tags(self) -> dict[str, str]:
@@ -580,8 +629,7 @@ class AsyncLogger:
                         self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
                 elif kind == "journaled":
                     with self._lock:
-                        self._unread.extend(item[1])
-                        self._known_end = max(self._known_end, item[2])
+                        self._wake_queued = False
                 elif kind == "tags":
                     with self._lock:
                         self._pending_tags.update(item[1])
@@ -653,56 +701,60 @@ class AsyncLogger:
 
     def _read_back(self, want_metrics: int) -> None:
         """Read journaled epochs into memory until ``want_metrics`` points are there (or none
-        are left); a few hundred kB at a time."""
+        are left), a few tens of kB at a time: a backlog stays on disk, not in memory."""
         journal = self._journal
         chunk = _READ_CHUNK_BYTES
-        while self._unread_head < len(self._unread) and self._ready_metrics() < want_metrics:
+        ready = self._ready_metrics()
+        while len(self._unread) and ready < want_metrics:
             if journal is None or self._read_pos >= self._known_end:
                 # Announced but not found in the journal (it failed): nothing to send.
-                self._drop_unread(f"{len(self._unread) - self._unread_head} journaled epoch(s) not found in {getattr(journal, 'path', 'the journal')}")
+                self._drop_unread(
+                    f"{len(self._unread)} journaled epoch(s) not found in "
+                    f"{getattr(journal, 'path', 'the journal')}"
+                )
                 return
             end = min(self._known_end, self._read_pos + chunk)
-            events = read_events(journal.path, self._read_pos, end)
-            if not events:
+            wanted = self._unread
+            found: dict[int, _Epoch] = {}
+            consumed = self._read_pos
+            for offset, event in read_events(journal.path, self._read_pos, end):
+                consumed = offset
+                if event.get("kind") == "epoch" and int(event.get("step", -1)) in wanted:
+                    step, ts, metrics, resolve = parse_epoch_event(event)
+                    found[step] = _Epoch(ts, metrics, resolve)
+                    ready += len(metrics)
+                    if ready >= want_metrics:
+                        break
+            if consumed == self._read_pos:
                 if end == self._known_end:
                     self._drop_unread(f"journal {journal.path} unreadable after byte {self._read_pos}")
                     return
                 chunk *= 2  # one line longer than the chunk
                 continue
             chunk = _READ_CHUNK_BYTES
-            wanted = set(self._unread[self._unread_head :])
-            found: dict[int, _Epoch] = {}
-            for _offset, event in events:
-                if event.get("kind") == "epoch" and int(event.get("step", -1)) in wanted:
-                    step, ts, metrics, resolve = parse_epoch_event(event)
-                    found[step] = _Epoch(ts, metrics, resolve)
-            self._read_pos = events[-1][0]
+            self._read_pos = consumed
             with self._lock:
                 self._mem.update(found)
                 # Steps are announced in the order they were journaled.
-                while self._unread_head < len(self._unread) and self._unread[self._unread_head] in found:
-                    self._unread_head += 1
-                if self._unread_head > 4096:
-                    del self._unread[: self._unread_head]
-                    self._unread_head = 0
+                while len(self._unread) and self._unread.first() in found:
+                    self._unread.pop_first()
 
     def _ready_metrics(self) -> int:
         """Points in memory that may go before the first journaled epoch not read yet."""
         with self._lock:
-            limit = self._unread[self._unread_head] if self._unread_head < len(self._unread) else None
+            limit = self._unread.first()
             return sum(len(e.metrics) for s, e in self._mem.items() if limit is None or s < limit)
 
     def _drop_unread(self, why: str) -> None:
         with self._lock:
-            del self._unread[:]
-            self._unread_head = 0
+            self._unread.clear()
         self._record_error(RuntimeError(why))
 
     def _next_batch(self) -> list[int]:
         """The next steps to send together: in step order, within the metrics limit."""
         self._read_back(_MAX_METRICS_PER_BATCH)
         with self._lock:
-            limit = self._unread[self._unread_head] if self._unread_head < len(self._unread) else None
+            limit = self._unread.first()
             steps = sorted(s for s in self._mem if limit is None or s < limit)
             batch: list[int] = []
             count = 0
@@ -844,7 +896,8 @@ class AsyncLogger:
             with self._lock:
                 for step in steps:
                     self._mem.pop(step, None)
-                self._acked.extend(steps)
+                for step in steps:
+                    self._acked.add(step)
             if self._journal is not None:
                 try:
                     self._journal.ack(steps)

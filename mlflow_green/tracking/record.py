@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -112,8 +112,10 @@ class EpochRecord:
         return row
 
 
-# The floats of a record kept per epoch by EpochTable; energy_kwh, total_co2eq_kg,
-# cum_total_co2eq_kg and embodied_share are recomputed from them exactly as Ledger.add does.
+# The floats of a record kept per epoch by EpochTable. energy_kwh, total_co2eq_kg,
+# cum_total_co2eq_kg and embodied_share are recomputed from them exactly as Ledger.add does;
+# the cumulative sums are kept every _CHECKPOINT epochs and re-added from there (the same
+# additions in the same order, so the same floats).
 _STORED = (
     "start_unix_s",
     "epoch_seconds",
@@ -124,33 +126,131 @@ _STORED = (
     "intensity_g_per_kwh",
     "co2eq_kg",
     "embodied_kg",
-    "cum_energy_kwh",
-    "cum_co2eq_kg",
-    "cum_embodied_kg",
     "accuracy",
     "accuracy_per_kg",
     "projected_total_co2eq_kg",
     "projected_energy_kwh",
 )
+_CUMULATIVE = ("cum_energy_kwh", "cum_co2eq_kg", "cum_embodied_kg")
+_CHECKPOINT = 64
 _OPTIONAL = ("accuracy", "accuracy_per_kg", "projected_total_co2eq_kg", "projected_energy_kwh")
 _FLAG = {name: 1 << i for i, name in enumerate(_OPTIONAL)}
 
 
+def _same(a: float, b: float) -> bool:
+    """Bitwise-equal floats (NaN equals NaN, -0.0 differs from 0.0)."""
+    if a != a:
+        return b != b
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+_CHUNK = 4096
+
+
+class _Chunked:
+    """A growing sequence of doubles in fixed 32 kB blocks: appending never moves what is
+    there (a contiguous array's reallocations leave holes in the heap that RSS keeps)."""
+
+    __slots__ = ("_chunks", "_n")
+
+    def __init__(self, values: Iterable[float] = ()) -> None:
+        self._chunks: list[array[float]] = []
+        self._n = 0
+        for value in values:
+            self.append(value)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, value: float) -> None:
+        at = self._n % _CHUNK
+        if at == 0:
+            self._chunks.append(array("d", bytes(8 * _CHUNK)))
+        self._chunks[-1][at] = value
+        self._n += 1
+
+    def extend(self, values: Iterable[float]) -> None:
+        for value in values:
+            self.append(value)
+
+    def __getitem__(self, index: int) -> float:
+        return self._chunks[index // _CHUNK][index % _CHUNK]
+
+    def __setitem__(self, index: int, value: float) -> None:
+        self._chunks[index // _CHUNK][index % _CHUNK] = value
+
+    def span(self, start: int, stop: int) -> list[float]:
+        return [self[i] for i in range(start, stop)]
+
+    def __iter__(self) -> Iterator[float]:
+        left = self._n
+        for chunk in self._chunks:
+            take = min(left, _CHUNK)
+            yield from chunk[:take]
+            left -= take
+
+
+class _Column:
+    """A column of doubles that costs nothing while every value is the same (a fixed
+    intensity, no GPU, no projection) and 8 bytes per row once they differ."""
+
+    __slots__ = ("_const", "_n", "_values")
+
+    def __init__(self) -> None:
+        self._const = 0.0
+        self._n = 0
+        self._values: _Chunked | None = None
+
+    def __len__(self) -> int:
+        return self._n if self._values is None else len(self._values)
+
+    def append(self, value: float) -> None:
+        if self._values is not None:
+            self._values.append(value)
+        elif self._n == 0 or _same(value, self._const):
+            self._const = value if self._n == 0 else self._const
+            self._n += 1
+        else:
+            self._values = _Chunked(self._const for _ in range(self._n))
+            self._values.append(value)
+
+    def __getitem__(self, index: int) -> float:
+        return self._const if self._values is None else self._values[index]
+
+    def __setitem__(self, index: int, value: float) -> None:
+        if self._values is None:
+            if _same(value, self._const):
+                return
+            self._values = _Chunked(self._const for _ in range(self._n))
+        self._values[index] = value
+
+    def total(self) -> float:
+        """The sum in row order, as ``sum()`` over the records adds."""
+        if self._values is not None:
+            return sum(self._values)
+        out = 0
+        for _ in range(self._n):
+            out += self._const
+        return float(out)
+
+
 class EpochTable(Sequence[EpochRecord]):
-    """The records of a run, kept compactly: one array of doubles per field (~130 bytes per
-    epoch instead of ~3 kB of objects); indexing rebuilds the :class:`EpochRecord`.
+    """The records of a run, kept compactly: one column of doubles per field, ~100 bytes per
+    epoch at most (instead of ~3 kB of objects); indexing rebuilds the :class:`EpochRecord`.
 
     The user's metrics of each epoch are kept as their values plus a shared tuple of keys.
     """
 
     def __init__(self) -> None:
-        self._cols: dict[str, array[float]] = {name: array("d") for name in _STORED}
+        self._cols: dict[str, _Column] = {name: _Column() for name in _STORED}
         self._flags = bytearray()
-        self._device_kwh = array("d")
-        self._device_end = array("q")
-        self._extra_values = array("d")
-        self._extra_end = array("q")
-        self._extra_layout = array("l")
+        self._cum_checkpoints: dict[str, array[float]] = {name: array("d") for name in _CUMULATIVE}
+        self._device_kwh = _Chunked()
+        self._device_count = _Column()
+        self._device_end: array[int] | None = None  # only once the device count varies
+        self._extra_values = _Chunked()
+        self._extra_layout = _Column()
+        self._extra_end: array[int] | None = None  # only once the user's metric keys vary
         self._layouts: list[tuple[str, ...]] = []
         self._layout_ids: dict[tuple[str, ...], int] = {}
 
@@ -158,6 +258,7 @@ class EpochTable(Sequence[EpochRecord]):
         return len(self._flags)
 
     def append(self, record: EpochRecord) -> None:
+        n = len(self)
         flags = 0
         for name in _STORED:
             value = getattr(record, name)
@@ -167,16 +268,32 @@ class EpochTable(Sequence[EpochRecord]):
                 else:
                     flags |= _FLAG[name]
             self._cols[name].append(float(value))
-        self._device_kwh.extend(record.per_device_kwh)
-        self._device_end.append(len(self._device_kwh))
+        if n % _CHECKPOINT == 0:
+            for name in _CUMULATIVE:
+                self._cum_checkpoints[name].append(float(getattr(record, name)))
+        devices = tuple(record.per_device_kwh)
+        self._device_kwh.extend(devices)
+        self._device_count.append(float(len(devices)))
+        if self._device_end is None and self._device_count._values is not None:
+            # The device count just changed: from now on each row's end is kept.
+            w0 = int(self._device_count[0])
+            self._device_end = array("q", (w0 * (i + 1) for i in range(n)))
+            self._device_end.append(len(self._device_kwh))
+        elif self._device_end is not None:
+            self._device_end.append(len(self._device_kwh))
         keys = tuple(record.extra_metrics)
         layout = self._layout_ids.get(keys)
         if layout is None:
             layout = self._layout_ids[keys] = len(self._layouts)
             self._layouts.append(keys)
-        self._extra_layout.append(layout)
         self._extra_values.extend(float(v) for v in record.extra_metrics.values())
-        self._extra_end.append(len(self._extra_values))
+        first_width = len(self._layouts[int(self._extra_layout[0])]) if n else len(keys)
+        self._extra_layout.append(float(layout))
+        if self._extra_end is None and self._extra_layout._values is not None:
+            self._extra_end = array("q", (first_width * (i + 1) for i in range(n)))
+            self._extra_end.append(len(self._extra_values))
+        elif self._extra_end is not None:
+            self._extra_end.append(len(self._extra_values))
         self._flags.append(flags)  # last: len() counts complete rows only
 
     def set_accuracy(self, index: int, accuracy: float | None, accuracy_per_kg: float | None) -> None:
@@ -193,19 +310,43 @@ class EpochTable(Sequence[EpochRecord]):
 
     def column_sum(self, name: str) -> float:
         """The sum over epochs of a stored field, in epoch order (as a loop over records adds)."""
-        return sum(self._cols[name])
+        return self._cols[name].total()
 
-    def _row(self, i: int) -> EpochRecord:
+    def _span(self, index: int, width: _Column, ends: array[int] | None) -> tuple[int, int]:
+        if ends is None:
+            w = int(width[0]) if len(width) else 0
+            return index * w, (index + 1) * w
+        return (ends[index - 1] if index > 0 else 0), ends[index]
+
+    def _cum_at(self, i: int) -> tuple[float, float, float]:
+        c = self._cols
+        k = i - i % _CHECKPOINT
+        cp = self._cum_checkpoints
+        at = k // _CHECKPOINT
+        energy = cp["cum_energy_kwh"][at]
+        co2eq = cp["cum_co2eq_kg"][at]
+        embodied = cp["cum_embodied_kg"][at]
+        for j in range(k + 1, i + 1):
+            energy += c["gpu_energy_kwh"][j] + c["cpu_energy_kwh"][j] + c["ram_energy_kwh"][j]
+            co2eq += c["co2eq_kg"][j]
+            embodied += c["embodied_kg"][j]
+        return energy, co2eq, embodied
+
+    def _row(self, i: int, cum: tuple[float, float, float]) -> EpochRecord:
         c = self._cols
         flags = self._flags[i]
         opt = {n: (c[n][i] if flags & _FLAG[n] else None) for n in _OPTIONAL}
         gpu, cpu, ram = c["gpu_energy_kwh"][i], c["cpu_energy_kwh"][i], c["ram_energy_kwh"][i]
         co2eq, embodied = c["co2eq_kg"][i], c["embodied_kg"][i]
-        cum_co2eq, cum_embodied = c["cum_co2eq_kg"][i], c["cum_embodied_kg"][i]
+        cum_energy, cum_co2eq, cum_embodied = cum
         cum_total = cum_co2eq + cum_embodied
-        d0 = self._device_end[i - 1] if i > 0 else 0
-        e0 = self._extra_end[i - 1] if i > 0 else 0
-        keys = self._layouts[self._extra_layout[i]]
+        d0, d1 = self._span(i, self._device_count, self._device_end)
+        if self._extra_end is None:
+            width = len(self._layouts[int(self._extra_layout[0])]) if self._layouts else 0
+            e0, e1 = i * width, (i + 1) * width
+        else:
+            e0, e1 = (self._extra_end[i - 1] if i > 0 else 0), self._extra_end[i]
+        keys = self._layouts[int(self._extra_layout[i])]
         return EpochRecord(
             epoch=i,
             start_unix_s=c["start_unix_s"][i],
@@ -215,17 +356,17 @@ class EpochTable(Sequence[EpochRecord]):
             cpu_energy_kwh=cpu,
             ram_energy_kwh=ram,
             gpu_power_w=c["gpu_power_w"][i],
-            per_device_kwh=tuple(self._device_kwh[d0 : self._device_end[i]]),
+            per_device_kwh=tuple(self._device_kwh.span(d0, d1)),
             intensity_g_per_kwh=c["intensity_g_per_kwh"][i],
             co2eq_kg=co2eq,
             embodied_kg=embodied,
             total_co2eq_kg=co2eq + embodied,
-            cum_energy_kwh=c["cum_energy_kwh"][i],
+            cum_energy_kwh=cum_energy,
             cum_co2eq_kg=cum_co2eq,
             cum_embodied_kg=cum_embodied,
             cum_total_co2eq_kg=cum_total,
             embodied_share=cum_embodied / cum_total if cum_total > 0 else 0.0,
-            extra_metrics=dict(zip(keys, self._extra_values[e0 : self._extra_end[i]], strict=True)),
+            extra_metrics=dict(zip(keys, self._extra_values.span(e0, e1), strict=True)),
             **opt,
         )
 
@@ -238,15 +379,16 @@ class EpochTable(Sequence[EpochRecord]):
     def __getitem__(self, index: int | slice) -> EpochRecord | list[EpochRecord]:
         n = len(self)
         if isinstance(index, slice):
-            return [self._row(i) for i in range(*index.indices(n))]
+            return [self._row(i, self._cum_at(i)) for i in range(*index.indices(n))]
         i = index + n if index < 0 else index
         if not 0 <= i < n:
             raise IndexError("epoch record index out of range")
-        return self._row(i)
+        return self._row(i, self._cum_at(i))
 
     def __iter__(self) -> Iterator[EpochRecord]:
         for i in range(len(self)):
-            yield self._row(i)
+            # Checkpoints every _CHECKPOINT rows: the walk from one costs a few additions.
+            yield self._row(i, self._cum_at(i))
 
     def __repr__(self) -> str:
         return f"EpochTable({len(self)} epochs)"

@@ -420,11 +420,6 @@ def test_rewriting_the_runs_method_tag_does_not_pass(gated: Gated, tally: Tally)
 # -- concurrent promotions -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: concurrent promotions of one version within budget: the evidence write hits a "
-    "UNIQUE constraint and the gate fails closed (403); see docs/reliability-defects.md",
-)
 def test_concurrent_promotions(gated: Gated, tally: Tally) -> None:
     name, (bad, good) = gated.model({BUDGET_TAG: "1"}, 5.0, 0.5)
     url = f"{gated.url}/api/2.0/mlflow/registered-models/alias"
