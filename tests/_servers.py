@@ -103,7 +103,7 @@ def _launch(
     prefix = ""
     if "--static-prefix" in args:
         prefix = "/" + str(list(args)[list(args).index("--static-prefix") + 1]).strip("/")
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    log = open(log_path, "ab")  # handed to the child process
     proc = subprocess.Popen(
         list(args), stdout=log, stderr=subprocess.STDOUT, env=dict(env), start_new_session=True
     )
