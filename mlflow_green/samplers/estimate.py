@@ -37,6 +37,8 @@ import itertools
 import os
 import platform
 import re
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,6 +195,40 @@ def estimate_is_available() -> tuple[bool, str]:
     return True, "psutil reads CPU times and memory"
 
 
+def _gil_holding_pread() -> Callable[[int, int], bytes] | None:
+    """``os.pread`` that keeps the interpreter lock (libc through ``ctypes.PyDLL``), or None.
+
+    A /proc read takes microseconds and never blocks; ``os.pread`` drops the lock around it,
+    and a busy background thread (the MLflow logger) then takes it for up to the switch
+    interval (5 ms) before the training thread gets it back. Keeping it avoids that convoy.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pread = libc.pread
+        pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long]
+        pread.restype = ctypes.c_ssize_t
+    except (OSError, AttributeError):
+        return None
+    buffer = ctypes.create_string_buffer(4096)
+    lock = threading.Lock()
+
+    def read(fd: int, size: int) -> bytes:
+        with lock:  # one shared buffer
+            n = pread(fd, buffer, min(size, len(buffer)), 0)
+            if n < 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+            return buffer.raw[:n]
+
+    return read
+
+
+_PREAD = _gil_holding_pread() if sys.platform.startswith("linux") else None
+
+
 class _ProcFile:
     """A /proc file re-read through a descriptor kept open: ``pread`` at offset 0 costs a
     fifth of psutil's open/read/parse of the same file, and is read at every window edge."""
@@ -207,6 +243,8 @@ class _ProcFile:
         if os.getpid() != self._pid:  # a forked child: reopen rather than share
             path = os.readlink(f"/proc/self/fd/{self._fd}")
             self._fd, self._pid = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)), os.getpid()
+        if _PREAD is not None:
+            return _PREAD(self._fd, 4096)
         return os.pread(self._fd, 4096, 0)
 
     def close(self) -> None:

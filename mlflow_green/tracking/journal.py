@@ -8,9 +8,10 @@ One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event
 - ``{"kind": "created", "run_id": ...}`` — the run of a ``pending_run`` journal was created
   (written before anything is sent to it, so a second recovery never creates another run);
 - ``{"kind": "epoch", "step": i, "timestamp_ms": t, "metrics": {...}}`` — one epoch's batch;
-  with ``"resolve": {"accuracy": a, "before_ms": t}`` when its accuracy is to be read back
-  from the run's own metrics (the latest accuracy logged by ``before_ms``; ``a`` is the value
-  to use when the run has none), which the logger thread does before sending;
+  with ``"resolve": {"accuracy": a, "before_ms": t, "keys": [...]}`` when its accuracy is to
+  be read back from the run's own metrics (the latest of the first of ``keys`` logged by
+  ``before_ms``; ``a`` is the value to use when the run has none), which the logger thread
+  does before sending (or ``mlflow-green recover``, when the writer died first);
 - ``{"kind": "amend", "step": i, "metrics": {...}}`` — metrics added to a journaled epoch
   before it is sent (the resolved ``green/accuracy_per_kg``); ``"accuracy"`` and
   ``"accuracy_key"`` say where it came from;
@@ -40,6 +41,7 @@ import math
 import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -80,6 +82,48 @@ _OPEN_PATHS: set[Path] = set()
 _OPEN_LOCK = threading.Lock()
 
 
+def _gil_holding_write() -> Any:
+    """libc ``write`` called without dropping the interpreter lock (``ctypes.PyDLL``), or None.
+
+    Appending a line to the page cache takes microseconds; ``os.write`` drops the lock
+    around it, and a busy logger thread then holds it for up to the switch interval (5 ms)
+    before the training thread gets it back: a 5 ms stall for a 10 µs write.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        write = libc.write
+        write.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        write.restype = ctypes.c_ssize_t
+    except (OSError, AttributeError):
+        return None
+
+    def call(fd: int, data: bytes) -> int:
+        n = write(fd, data, len(data))
+        if n < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(n)
+
+    return call
+
+
+_WRITE = _gil_holding_write()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            n = _WRITE(fd, data) if _WRITE is not None else os.write(fd, data)
+        except InterruptedError:
+            continue
+        data = data[n:]
+
+
 def journal_path(run_id: str, directory: Path | None = None) -> Path:
     """Where the journal of ``run_id`` lives."""
     if not _SAFE_ID.match(run_id):
@@ -103,11 +147,15 @@ class Journal:
         self.path = path
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Binary: byte offsets of lines are exact (the logger reads epochs back by offset).
-        self._file = open(path, "ab")
-        self._size = os.fstat(self._file.fileno()).st_size
+        # A raw descriptor in append mode: byte offsets of lines are exact (the logger reads
+        # epochs back by offset) and each line is one write.
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._closed = False
+        self._size = os.fstat(self._fd).st_size
         self._synced_size = self._size
         self._sync_lock = threading.Lock()
+        # Why the journal cannot be trusted to be on disk (an fsync failed), or None.
+        self.failed: str | None = None
         with _OPEN_LOCK:
             _OPEN_PATHS.add(path.resolve())
 
@@ -163,10 +211,9 @@ class Journal:
         """Write one line and flush it to the OS; the file's size after it (its end offset)."""
         line = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
         with self._lock:
-            if self._file.closed:
+            if self._closed:
                 raise ValueError(f"journal {self.path} is closed")
-            self._file.write(line)
-            self._file.flush()
+            _write_all(self._fd, line)
             self._size += len(line)
             end = self._size
         if sync:
@@ -178,17 +225,22 @@ class Journal:
 
         Called by the logger thread before each send, so MLflow never holds a step the
         journal could lose in a machine crash. The training thread never waits for it.
+        The first failure is raised and sets :attr:`failed`; later calls do nothing (after a
+        failed fsync the kernel may report the next one as a success although data was lost).
         """
         with self._sync_lock:
             target = self._size
-            if self._synced_size >= target:
+            if self._synced_size >= target or self.failed is not None:
                 return
             with self._lock:
-                if self._file.closed:
+                if self._closed:
                     return  # close() synced
-                fd = os.dup(self._file.fileno())
+                fd = os.dup(self._fd)
             try:
                 os.fsync(fd)  # outside the append lock: the training thread keeps writing
+            except OSError as exc:
+                self.failed = f"fsync: {exc}"
+                raise
             finally:
                 os.close(fd)
             self._synced_size = max(self._synced_size, target)
@@ -259,15 +311,19 @@ class Journal:
         self._append({"kind": "done"}, sync=True)
 
     def close(self) -> None:
-        """fsync and close (idempotent)."""
+        """fsync and close (idempotent). A failing fsync sets :attr:`failed`, not raised:
+        closing comes after the epochs were sent, and must not break the end of training."""
         with self._sync_lock, self._lock:
-            if not self._file.closed:
+            if not self._closed:
+                self._closed = True
                 try:
-                    if self._synced_size < self._size:
-                        os.fsync(self._file.fileno())
+                    if self._synced_size < self._size and self.failed is None:
+                        os.fsync(self._fd)
                         self._synced_size = self._size
+                except OSError as exc:
+                    self.failed = f"fsync: {exc}"
                 finally:
-                    self._file.close()
+                    os.close(self._fd)
         with _OPEN_LOCK:
             _OPEN_PATHS.discard(self.path.resolve())
 

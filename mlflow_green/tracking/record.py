@@ -8,6 +8,7 @@ schema's keys.
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,11 +254,18 @@ class EpochTable(Sequence[EpochRecord]):
         self._extra_end: array[int] | None = None  # only once the user's metric keys vary
         self._layouts: list[tuple[str, ...]] = []
         self._layout_ids: dict[tuple[str, ...], int] = {}
+        # append (training thread) and set_accuracy (logger thread) may both turn a constant
+        # column into stored values.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._flags)
 
     def append(self, record: EpochRecord) -> None:
+        with self._lock:
+            self._append(record)
+
+    def _append(self, record: EpochRecord) -> None:
         n = len(self)
         flags = 0
         for name in _STORED:
@@ -298,6 +306,10 @@ class EpochTable(Sequence[EpochRecord]):
 
     def set_accuracy(self, index: int, accuracy: float | None, accuracy_per_kg: float | None) -> None:
         """Set an epoch's accuracy after the fact (read back from the run by the logger thread)."""
+        with self._lock:
+            self._set_accuracy(index, accuracy, accuracy_per_kg)
+
+    def _set_accuracy(self, index: int, accuracy: float | None, accuracy_per_kg: float | None) -> None:
         flags = self._flags[index]
         for name, value in (("accuracy", accuracy), ("accuracy_per_kg", accuracy_per_kg)):
             if value is None:

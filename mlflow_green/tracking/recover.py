@@ -187,7 +187,34 @@ def _recover_one(
     return result
 
 
+def _resolve_accuracies(tx: RunTransport, run_id: str, state: JournalState) -> None:
+    """Epochs whose accuracy was to be read back from the run, and never was (the writer
+    died first): read it now as the logger thread would have, into their metrics."""
+    from mlflow_green.tracking.logger import _accuracy_per_kg, resolve_accuracies
+
+    by_keys: dict[tuple[str, ...], dict[int, int]] = {}
+    for step, resolve in state.unresolved.items():
+        if step in state.epochs and resolve.get("before_ms") is not None:
+            keys = tuple(resolve.get("keys") or ())
+            by_keys.setdefault(keys, {})[step] = int(resolve["before_ms"])
+    for keys, before_ms in by_keys.items():
+        found = resolve_accuracies(tx, run_id, keys, before_ms) if keys else {}
+        for step in before_ms:
+            accuracy = found.get(step, (None, state.unresolved[step].get("accuracy")))[1]
+            if accuracy is None:
+                continue
+            metrics = state.epochs[step][1]
+            per_kg = _accuracy_per_kg(float(accuracy), metrics)
+            if per_kg is not None:
+                metrics[schema.ACCURACY_PER_KG] = per_kg
+
+
 def _send_missing(tx: RunTransport, run_id: str, state: JournalState, result: RecoverResult) -> None:
+    if state.unresolved:
+        try:
+            _resolve_accuracies(tx, run_id, state)
+        except Exception as exc:  # the epochs go without the run's accuracy, not at all
+            result.note = f"accuracy not read back from the run ({' '.join(str(exc).split())[:120]})"
     keys = sorted({k for _, metrics in state.epochs.values() for k in metrics})
     history = {key: tx.logged_steps(run_id, key) for key in keys}
     points: list[MetricPoint] = []

@@ -389,6 +389,7 @@ class GreenTracker:
             on_run_created=self._run_created,
             accuracy_keys=tuple(self.config.accuracy_metrics),
             on_accuracy=self._accuracy_resolved,
+            on_journal_problem=self._journal_problem,
         )
 
     def _open_pending_run(self, why: str) -> None:
@@ -409,6 +410,10 @@ class GreenTracker:
             "or by `mlflow-green recover`"
         )
         self._set_tags(self._provenance_tags())
+
+    def _journal_problem(self, why: str) -> None:
+        # Called from the logger thread: an fsync of the journal failed (a full disk...).
+        self._degrade(f"journal write failed ({why})")
 
     def _accuracy_resolved(self, step: int, key: str, value: float) -> None:
         # Called from the logger thread: the accuracy the run held when epoch `step` ended.
@@ -625,9 +630,13 @@ class GreenTracker:
         if accuracy_from_run:
             self._accuracy_deferred = True
             # The latest accuracy the run held when this epoch ended; `accuracy` if none.
-            resolve = {"accuracy": record.accuracy, "before_ms": int(time.time() * 1000)}
+            resolve = {
+                "accuracy": record.accuracy,
+                "before_ms": int(time.time() * 1000),
+                "keys": list(self.config.accuracy_metrics),
+            }
         end: int | None = None
-        if self._journal is not None:
+        if self._journal is not None and self._journal.failed is None:
             try:
                 end = self._journal.epoch(record.step, metrics, timestamp_ms, resolve=resolve)
             except (OSError, ValueError) as exc:

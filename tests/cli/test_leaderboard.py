@@ -26,7 +26,12 @@ JSON_KEYS = {
 
 @pytest.fixture
 def tracking(green_db, monkeypatch):
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", green_db)
+    # A session fixture elsewhere may have set mlflow's global URI, which beats the variable;
+    # tests/conftest.py restores the global after the test.
+    mlflow.set_tracking_uri(green_db)
     return green_db
 
 

@@ -166,6 +166,7 @@ def outage(fault_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory)
 
         again = [r.to_dict() for r in recover(journal_dir=journal)]
         again += [r.to_dict() for r in recover(journal_dir=tmp / "b" / "journal")]
+    mlflow.set_tracking_uri(None)  # module state: don't hand the server's URI on to other modules
     yield Outage(run_a, tracker.status, while_down, trainer_b, recovered, again)
 
 

@@ -57,3 +57,27 @@ def test_run_ids_cannot_escape_the_directory(run_id: str, tmp_path: Path) -> Non
 def test_default_directory_is_the_environment(tmp_path: Path) -> None:
     # conftest points MLFLOW_GREEN_JOURNAL_DIR at a per-test directory.
     assert journal_path("r").parent == Path(__import__("os").environ["MLFLOW_GREEN_JOURNAL_DIR"])
+
+
+def test_amend_completes_an_epoch_and_marks_it_resolved(tmp_path: Path) -> None:
+    journal = Journal.open("run3", tracking_uri="sqlite:///x.db", directory=tmp_path)
+    resolve = {"accuracy": None, "before_ms": 5, "keys": ["val_acc"]}
+    end0 = journal.epoch(0, {"green/energy_kwh": 1.0}, 0, resolve=resolve)
+    end1 = journal.epoch(1, {"green/energy_kwh": 2.0}, 0, resolve=resolve)
+    journal.amend(0, {"green/accuracy_per_kg": 3.0}, accuracy=0.9, accuracy_key="val_acc")
+    assert end1 > end0 == journal.path.stat().st_size - (journal.size - end0) and journal.size == journal.path.stat().st_size
+    journal.close()
+    state = read_journal(journal.path)
+    assert state.epochs[0][1] == {"green/energy_kwh": 1.0, "green/accuracy_per_kg": 3.0}
+    assert list(state.unresolved) == [1] and state.unresolved[1]["keys"] == ["val_acc"]
+
+
+def test_sync_is_needed_only_after_appends(tmp_path: Path) -> None:
+    journal = Journal.open("run4", tracking_uri="sqlite:///x.db", directory=tmp_path)
+    assert journal.unsynced  # the header
+    journal.sync()
+    assert not journal.unsynced
+    journal.epoch(0, {"green/energy_kwh": 1.0}, 0)
+    assert journal.unsynced
+    journal.close()
+    assert not journal.unsynced

@@ -164,3 +164,99 @@ def test_rest_transport_gives_up_fast_on_a_dead_port() -> None:
     with pytest.raises(TransientError):
         transport.log_batch("r", [MetricPoint("k", 1.0, 0, 0)], {})
     assert time.monotonic() - started < 5
+
+
+class HistoryStore(FakeStore):
+    """A store that also answers a metric's history, and
+    checks that the journal was fsynced before anything reached it."""
+
+    def __init__(self, journal: Journal | None = None) -> None:
+        super().__init__()
+        self.user_points: list[tuple[str, int, int, float]] = []  # key, step, timestamp_ms, value
+        self.journal = journal
+        self.unsynced_sends = 0
+        self.batch_sizes: list[int] = []
+
+    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
+        if self.journal is not None and self.journal.unsynced:
+            self.unsynced_sends += 1
+        self.batch_sizes.append(len(metrics))
+        super().log_batch(run_id, metrics, tags)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+        return [(s, t, v) for k, s, t, v in self.user_points if k == key]
+
+
+@pytest.mark.parametrize(("epochs", "keys_per_epoch"), [(5, 3), (120, 20), (3, 1200)])
+def test_journaled_epochs_are_read_back_and_sent_once_in_batches(
+    tmp_path: Path, epochs: int, keys_per_epoch: int
+) -> None:
+    journal = Journal(tmp_path / "r.jsonl")
+    store = HistoryStore(journal)
+    logger = AsyncLogger("r", store, journal=journal, backoff_s=0)
+    for step in range(epochs):
+        metrics = {f"green/k{i}": step + i / 10 for i in range(keys_per_epoch)}
+        end = journal.epoch(step, metrics, 1000 + step)
+        logger.log_journaled([step], end)
+    assert logger.close(30)
+    assert store.steps("green/k0") == list(range(epochs))
+    assert len(store.points) == epochs * keys_per_epoch
+    assert {p.value for p in store.points if p.step == epochs - 1 and p.key == "green/k1"} == {epochs - 1 + 0.1}
+    # Several epochs per call when they wait together, never more than MLflow's limit
+    # (an epoch bigger than the limit goes alone, split by the transport).
+    assert all(size <= 1000 for size in store.batch_sizes) or keys_per_epoch > 1000
+    assert store.unsynced_sends == 0, "every send came after the journal's fsync"
+    journal.close()
+    assert read_journal(tmp_path / "r.jsonl").pending_steps == []
+
+
+def test_a_backlog_is_sent_when_the_store_comes_back(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "r.jsonl")
+    store = HistoryStore(journal)
+    store.down = True
+    logger = AsyncLogger("r", store, journal=journal, backoff_s=0, attempts=1)
+    for step in range(300):
+        logger.log_journaled([step], journal.epoch(step, {"green/energy_kwh": float(step)}, 0))
+    assert logger.flush(10)
+    assert logger.unsent_steps == list(range(300))
+    store.down = False
+    assert logger.close(30)
+    assert store.steps() == list(range(300)) and logger.acked_steps == list(range(300))
+    assert store.calls < 300
+
+
+def test_accuracy_is_read_back_as_the_run_held_it_when_each_epoch_ended(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "r.jsonl")
+    store = HistoryStore(journal)
+    found: list[tuple[int, str, float]] = []
+    logger = AsyncLogger(
+        "r", store, journal=journal, backoff_s=0,
+        accuracy_keys=("val_accuracy", "val_acc"), on_accuracy=lambda *a: found.append(a),
+    )
+    # The user logs val_acc for epochs 0 and 1 before each epoch ends; epoch 2 logs nothing
+    # (it keeps epoch 1's value); epoch 1's value arrives after epoch 0 ended.
+    store.user_points = [("val_acc", 0, 100, 0.5), ("val_acc", 1, 200, 0.7)]
+    ends = {0: 150, 1: 250, 2: 350}
+    for step, before_ms in ends.items():
+        metrics = {"green/energy_kwh": 1.0, "green/cum_total_co2eq_kg": 2.0 * (step + 1)}
+        resolve = {"accuracy": None, "before_ms": before_ms, "keys": ["val_acc"]}
+        logger.log_journaled([step], journal.epoch(step, metrics, before_ms, resolve=resolve))
+    assert logger.close(10)
+    per_kg = {p.step: p.value for p in store.points if p.key == "green/accuracy_per_kg"}
+    assert per_kg == pytest.approx({0: 0.5 / 2.0, 1: 0.7 / 4.0, 2: 0.7 / 6.0})
+    assert found == [(0, "val_acc", 0.5), (1, "val_acc", 0.7), (2, "val_acc", 0.7)]
+    journal.close()
+    state = read_journal(tmp_path / "r.jsonl")
+    assert not state.unresolved and state.epochs[2][1]["green/accuracy_per_kg"] == pytest.approx(0.7 / 6.0)
+
+
+def test_no_accuracy_in_the_run_keeps_the_fallback(tmp_path: Path) -> None:
+    store = HistoryStore()
+    logger = AsyncLogger("r", store, backoff_s=0, accuracy_keys=("val_acc",))
+    metrics = {"green/energy_kwh": 1.0, "green/cum_total_co2eq_kg": 4.0}
+    logger.log_epoch(0, dict(metrics), 10, resolve={"accuracy": 0.8, "before_ms": 10})
+    logger.log_epoch(1, dict(metrics), 20, resolve={"accuracy": None, "before_ms": 20})
+    assert logger.close(10)
+    per_kg = {p.step: p.value for p in store.points if p.key == "green/accuracy_per_kg"}
+    assert per_kg == {0: pytest.approx(0.2)}
+    assert store.steps() == [0, 1]

@@ -91,3 +91,80 @@ def test_every_schema_key_is_logged() -> None:
     assert metrics["loss"] == 0.7
     row = record.to_row()
     assert row["epoch"] == 0 and row["energy_kwh"] == record.energy_kwh and row["accuracy"] == 0.8
+
+
+def _varied(i: int, devices: int) -> EpochEnergy:
+    per = tuple(0.01 * (i % 7 + d + 1) for d in range(devices))
+    return EpochEnergy(
+        start_unix_s=1.7e9 + 10 * i,
+        duration_s=10.0 + (i % 5),
+        gpu_energy_kwh=sum(per),
+        cpu_energy_kwh=0.001 * (i % 3),
+        ram_energy_kwh=0.0005,
+        gpu_power_w=300.0 if devices else 0.0,
+        per_device_kwh=per,
+        gpu_count=devices,
+    )
+
+
+@pytest.mark.parametrize(
+    ("devices", "total_epochs", "vary_keys"),
+    [(0, None, False), (2, 150, False), (1, 40, True), (3, None, True)],
+)
+def test_the_compact_table_gives_back_every_record(devices: int, total_epochs: int | None, vary_keys: bool) -> None:
+    """Records kept as columns (and checkpointed cumulative sums) come back bit for bit."""
+    config = embodied_config("NVIDIA A100-SXM4-40GB", gpu_count=max(devices, 1))
+    ledger = Ledger(pue=1.2, embodied=config, total_epochs=total_epochs)
+    made = []
+    for i in range(150):  # past two cumulative checkpoints
+        extra = {"loss": 1.0 / (i + 1)} if not (vary_keys and i % 9 == 0) else {"a": 1.0, "b": 2.0}
+        accuracy = None if i % 4 == 0 else (math.nan if i % 11 == 0 else 0.5 + i / 1000)
+        made.append(ledger.add(_varied(i, devices), intensity_g_per_kwh=50.0 + (i % 2),
+                               accuracy=accuracy, extra_metrics=extra))
+    table = ledger.records
+    assert len(table) == len(made)
+
+    def same(a: object, b: object) -> bool:
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+    for original, rebuilt in [*zip(made, table, strict=True), (made[-1], table[-1]), (made[70], table[70])]:
+        for name in original.__dataclass_fields__:
+            a, b = getattr(original, name), getattr(rebuilt, name)
+            if name == "extra_metrics":
+                a, b = dict(a), dict(b)
+            assert same(a, b), (original.epoch, name, a, b)
+    assert ledger.totals()["gpu_energy_kwh"] == sum(r.gpu_energy_kwh for r in made)
+    with pytest.raises(IndexError):
+        table[len(made)]
+
+
+def test_accuracy_set_after_the_fact() -> None:
+    ledger = Ledger(pue=1.0)
+    ledger.add(_energy(0.3), intensity_g_per_kwh=100.0)
+    per_kg = ledger.set_accuracy(0, 0.9)
+    row = ledger.records[0]
+    assert row.accuracy == 0.9 and per_kg == row.accuracy_per_kg
+    assert row.accuracy_per_kg == pytest.approx(0.9 / row.cum_total_co2eq_kg)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0] * 12,
+        [9.0, 1.0, 1.1, 0.9, 1.0, 1.2, 1.0],  # warm-up outlier left out
+        [0.3, 0.1, 0.7, 0.2, 0.9, 0.4, 0.4, 0.8, 0.05],
+        [2.0, 2.0],
+    ],
+)
+def test_projection_per_epoch_equals_the_projection_from_all_epochs(values: list[float]) -> None:
+    """The ledger projects incrementally; it must say what project_total over every epoch says."""
+    from mlflow_green.accounting.projection import RunningProjection, project_total
+
+    running = RunningProjection(20)
+    for k in range(1, len(values) + 1):
+        running.add(values[k - 1])
+        full, fast = project_total(values[:k], 20), running.projection()
+        assert (fast.value, fast.rate, fast.warmup_dropped, fast.method) == (
+            full.value, full.rate, full.warmup_dropped, full.method,
+        )
+        assert fast.low == pytest.approx(full.low, rel=1e-12) and fast.high == pytest.approx(full.high, rel=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -83,9 +84,12 @@ def test_accuracy_read_back_from_the_run(mlflow_local: str) -> None:
     import mlflow
 
     with mlflow.start_run() as run:
-        for epoch in mlflow_green.epochs(2, sampler="simulated:100", silent=True, intensity=300):
+        loop = mlflow_green.epochs(2, sampler="simulated:100", silent=True, intensity=300)
+        for epoch in loop:
             mlflow.log_metric("val_accuracy", 0.8 + epoch / 10, step=epoch)
         assert mlflow.active_run().info.run_id == run.info.run_id, "an attached run stays open"
+    # Read back by the logger thread, and into the records the report is built from.
+    assert [r.accuracy for r in loop.records] == [0.8, 0.9]
     # The user's own run: journaled as the process's (recover ends it only if that process dies).
     state = read_journal(journal_path(run.info.run_id))
     assert state.owner == "process" and state.pending_run is None and state.pid == os.getpid()
@@ -277,3 +281,16 @@ def test_failing_sampler_raises_under_strict(mlflow_local: str) -> None:
     with pytest.raises(SamplerError), mlflow_green.GreenTracker(meter=_meter_with_failing_gpu(), silent=True, intensity=100) as tracker:
         for _ in range(3):
             tracker.epoch_end()
+
+
+def test_epoch_windows_follow_each_other_without_gaps(mlflow_local: str) -> None:
+    """One sampler read ends an epoch and starts the next: the windows tile the loop."""
+    with mlflow_green.GreenTracker(sampler="simulated:200", silent=True, report=False) as tracker:
+        for _ in range(4):
+            time.sleep(0.02)
+            tracker.epoch_end()
+    rows = list(tracker.records)
+    for a, b in itertools.pairwise(rows):
+        assert abs(a.start_unix_s + a.epoch_seconds - b.start_unix_s) < 0.005
+    for r in rows:
+        assert math.isclose(r.gpu_energy_kwh * 3.6e6, 200.0 * r.epoch_seconds, rel_tol=0.01)
