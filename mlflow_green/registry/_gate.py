@@ -87,6 +87,17 @@ def _not_found(exc: BaseException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
 
+def _same_evidence(current: dict[str, str], evidence: dict[str, str]) -> bool:
+    """True when the version already carries ``evidence``, ``checked_at`` aside.
+
+    Re-promoting a version whose verdict, figures, reasons and scope are unchanged rewrites
+    nothing: ``green.gate.checked_at`` stays the time this evidence was established.
+    """
+    return all(
+        current.get(key) == value for key, value in evidence.items() if key != schema.GATE_CHECKED_AT
+    ) and bool(current.get(schema.GATE_CHECKED_AT))
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -304,28 +315,33 @@ class Gate:
         if stage is not None and not policy.stage_gated(stage):
             return None
         backend = self._backend()
-        model_tags = backend.registered_model_tags(name)
-        if not model_is_budgeted(policy, model_tags):
-            return None
-        # Each entity is read once per request and handed down (not re-read by evaluate_with).
-        mv = backend.get_model_version(name, str(version))
-        verdict = evaluate_with(
-            backend,
-            self.policy,
-            name,
-            version,
-            alias=alias,
-            stage=stage,
-            model_tags=model_tags,
-            model_version=mv,
-        )
+        with backend.reading():  # one read session for the model, the version and the runs
+            model_tags, mv = backend.model_and_version(name, str(version))
+            if not model_is_budgeted(policy, model_tags):
+                return None
+            if mv is None:  # the handler answers RESOURCE_DOES_NOT_EXIST and changes nothing
+                return None
+            # Each entity is read once per request and handed down (not re-read by evaluate_with).
+            verdict = evaluate_with(
+                backend,
+                self.policy,
+                name,
+                version,
+                alias=alias,
+                stage=stage,
+                model_tags=model_tags,
+                model_version=mv,
+            )
         g.mlflow_green_verdict = verdict
         if not verdict.passed:
             raise _Deny(
                 f"carbon gate: {name} version {version} cannot take {verdict.target}: "
                 + " ".join(verdict.reasons)
             )
-        return _Pending(name, str(version), verdict.evidence_tags())
+        evidence = verdict.evidence_tags()
+        if _same_evidence(mv.tags or {}, evidence):
+            return None  # the version already carries this evidence: no write, no lock
+        return _Pending(name, str(version), evidence)
 
     def _set_alias(self, msg: Any) -> _Pending | None:
         return self._promotion(msg.name, msg.version, alias=msg.alias, stage=None)

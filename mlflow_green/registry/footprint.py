@@ -7,10 +7,17 @@ stores); :class:`Backend` hides the difference.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mlflow_green.registry._sql import (
+    fast_registry,
+    fast_tracking,
+    read_model_and_version,
+    read_run,
+)
 from mlflow_green.tracking import schema
 
 __all__ = [
@@ -201,12 +208,54 @@ class StoreBackend:
         # run id -> (keys queried, maxima): read with the run by get_run, used once by the
         # metric_maxima call that follows it for the same run (run_footprint), then dropped.
         self._prefetched: dict[str, tuple[frozenset[str], dict[str, float]]] = {}
+        # Inside reading(): database URI -> the one read session every read shares.
+        self._sessions: dict[str, Any] | None = None
+        self._stack: ExitStack | None = None
+
+    @contextmanager
+    def reading(self) -> Iterator[StoreBackend]:
+        """Share one read session per database among all reads made inside (one evaluation).
+
+        Each MLflow session costs a pool check-out, a liveness ping and (SQLite) three PRAGMAs
+        before its first query; a gate evaluation reads the model, the version and the run, so
+        sharing the session removes most of what the gate adds to a promotion. The tracking and
+        registry stores share one session when they use the same database. Writes still open
+        their own transaction (:meth:`set_model_version_tags`).
+        """
+        if self._sessions is not None:
+            yield self
+            return
+        self._sessions, self._stack = {}, ExitStack()
+        try:
+            with self._stack:
+                yield self
+        finally:
+            self._sessions, self._stack = None, None
+
+    @contextmanager
+    def _session(self, sql: Any) -> Iterator[Any]:
+        if self._sessions is None or self._stack is None:
+            with sql.ManagedSessionMaker() as session:
+                yield session
+            return
+        key = str(getattr(sql, "db_uri", "") or id(sql))
+        session = self._sessions.get(key)
+        if session is None:
+            session = self._stack.enter_context(sql.ManagedSessionMaker())
+            self._sessions[key] = session
+        yield session
 
     def get_run(self, run_id: str) -> Any:
+        if fast_tracking(self.tracking_store):
+            with self._session(self.tracking_store) as session:
+                view = read_run(session, run_id, (*_CUMULATIVE, schema.ACCURACY_PER_KG), _CUMULATIVE)
+            if view.maxima:
+                self._prefetched[run_id] = (frozenset(view.maxima), dict(view.maxima))
+            return view
         sql = _sql_tracking_store(self.tracking_store)
         if sql is None:
             return self.tracking_store.get_run(run_id)
-        with sql.ManagedSessionMaker() as session:
+        with self._session(sql) as session:
             # Run info, latest metrics, params and tags (what get_run loads before its three
             # dataset/logged-model input and output queries, which a footprint never reads).
             run = sql._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
@@ -230,7 +279,7 @@ class StoreBackend:
             return {k: v for k, v in prefetched[1].items() if k in keys}
         sql = _sql_tracking_store(self.tracking_store)
         if sql is not None:
-            with sql.ManagedSessionMaker() as session:
+            with self._session(sql) as session:
                 return _sql_metric_maxima(sql, session, run_id, keys)
         return _maxima_from_histories(self, run_id, keys)
 
@@ -244,13 +293,30 @@ class StoreBackend:
         sql = _sql_registry_store(self.registry_store)
         if sql is None:
             return self.registry_store.get_model_version(name, version)
-        with sql.ManagedSessionMaker() as session:
+        with self._session(sql) as session:
             # The version and its tags; MLflow's get_model_version also reads the registered
             # model and its aliases to fill ``aliases``, which a footprint never reads.
             return sql._get_sql_model_version(session, name, version, eager=True).to_mlflow_entity()
 
     def get_model_version_by_alias(self, name: str, alias: str) -> Any:
         return self.registry_store.get_model_version_by_alias(name, alias)
+
+    def model_and_version(self, name: str, version: str) -> tuple[dict[str, str], Any | None]:
+        """The registered model's tags and the version, None when the version does not exist.
+
+        MLflow's RESOURCE_DOES_NOT_EXIST when the registered model does not exist. With MLflow's
+        SQLAlchemy registry this is one statement (the gate's first read of every promotion).
+        """
+        if fast_registry(self.registry_store):
+            with self._session(self.registry_store) as session:
+                return read_model_and_version(self.registry_store, session, name, str(version))
+        tags = self.registered_model_tags(name)
+        try:
+            return tags, self.get_model_version(name, str(version))
+        except Exception as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return tags, None
+            raise
 
     def get_registered_model(self, name: str) -> Any:
         return self.registry_store.get_registered_model(name)
@@ -259,7 +325,7 @@ class StoreBackend:
         sql = _sql_registry_store(self.registry_store)
         if sql is None:
             return dict(self.registry_store.get_registered_model(name).tags or {})
-        with sql.ManagedSessionMaker() as session:
+        with self._session(sql) as session:
             # The model row (RESOURCE_DOES_NOT_EXIST when absent) and its tags: two small
             # queries instead of get_registered_model's five (aliases, latest versions, ...).
             model = sql._get_registered_model(session, name)

@@ -152,6 +152,21 @@ class _PlainStore:
         return getattr(self._store, name)
 
 
+def _orm_only(store: Any) -> Any:
+    """The same SQLAlchemy store with its query method overridden, as workspace-aware stores do:
+    the gate's single-statement reads step aside and MLflow's ORM reads are used."""
+    import copy
+
+    base = type(store)
+
+    def _get_query(self: Any, session: Any, model: Any) -> Any:
+        return base._get_query(self, session, model)
+
+    clone = copy.copy(store)
+    clone.__class__ = type(f"OrmOnly{base.__name__}", (base,), {"_get_query": _get_query})
+    return clone
+
+
 def _backend(client: Any, kind: str) -> Any:
     from mlflow_green.registry.footprint import StoreBackend
 
@@ -161,10 +176,69 @@ def _backend(client: Any, kind: str) -> Any:
         return ClientBackend(client)
     if kind == "store-sql":
         return StoreBackend(tracking, registry)
+    if kind == "store-orm":
+        return StoreBackend(_orm_only(tracking), _orm_only(registry))
     return StoreBackend(_PlainStore(tracking), _PlainStore(registry))
 
 
-BACKENDS = ["client", "store-sql", "store-generic"]
+BACKENDS = ["client", "store-sql", "store-orm", "store-generic"]
+STORE_BACKENDS = ["store-sql", "store-orm", "store-generic"]
+
+
+def test_the_single_statement_reads_apply_to_plain_sql_stores_only(client: Any) -> None:
+    from mlflow_green.registry._sql import fast_registry, fast_tracking
+
+    tracking = client._tracking_client.store
+    registry = client._get_registry_client().store
+    assert fast_tracking(tracking) and fast_registry(registry)
+    assert not fast_tracking(_orm_only(tracking)) and not fast_registry(_orm_only(registry))
+    assert not fast_tracking(_PlainStore(tracking)) and not fast_registry(_PlainStore(registry))
+
+
+@pytest.mark.parametrize("kind", STORE_BACKENDS)
+def test_model_and_version_reads_agree_on_every_store_path(client: Any, experiment_id: str, kind: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    rid = log_green_run(client, experiment_id, 2.0, tags={"green.lineage": "abc"})
+    name = unique("m")
+    v = register(client, name, rid, model_tags={"green.budget.total_co2eq_kg": "5", "team": "nlp"})
+    client.set_model_version_tag(name, v, "green.gate.verdict", "pass")
+    doomed = register(client, name, rid)
+    client.delete_model_version(name, doomed)
+    backend = _backend(client, kind)
+    with backend.reading():
+        tags, mv = backend.model_and_version(name, v)
+        assert tags == {"green.budget.total_co2eq_kg": "5", "team": "nlp"}
+        assert (mv.source, mv.run_id, str(mv.version)) == (f"runs:/{rid}/model", rid, v)
+        assert mv.tags == {"green.gate.verdict": "pass"}
+        assert backend.model_and_version(name, "99")[1] is None  # no such version
+        assert backend.model_and_version(name, doomed)[1] is None  # deleted
+        with pytest.raises(MlflowException) as info:
+            backend.model_and_version(unique("absent"), "1")
+        assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+        run = backend.get_run(rid)
+        assert run.info.run_id == rid and str(run.info.experiment_id) == str(experiment_id)
+        assert run.data.tags["green.lineage"] == "abc"
+        with pytest.raises(MlflowException) as info:
+            backend.get_run("0" * 32)
+        assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_nan_latest_value_and_a_run_without_green_metrics_read_alike(
+    client: Any, experiment_id: str, kind: str
+) -> None:
+    nan_run = log_green_run(client, experiment_id, 3.0, accuracy=0.9)
+    client.log_metric(nan_run, schema.ACCURACY_PER_KG, float("nan"), step=99)
+    bare = client.create_run(experiment_id).info.run_id
+    client.log_metric(bare, "val_acc", 0.5)
+    backend = _backend(client, kind)
+    name = unique("m")
+    f = model_version_footprint(backend, name, register(client, name, nan_run))
+    assert f.total_co2eq_kg == pytest.approx(3.0) and f.accuracy_per_kg is None
+    f = model_version_footprint(backend, name, register(client, name, bare))
+    assert f.total_co2eq_kg is None and not f.measured
+    assert any("no green/ metrics" in m for m in f.missing)
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
@@ -185,7 +259,7 @@ def test_metric_maxima_ignore_later_smaller_and_nan_values(client: Any, experime
     assert f.energy_kwh == pytest.approx(10.0)
 
 
-@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+@pytest.mark.parametrize("kind", STORE_BACKENDS)
 def test_evidence_tags_are_written_and_overwritten(client: Any, experiment_id: str, kind: str) -> None:
     name = unique("m")
     v = register(client, name, log_green_run(client, experiment_id, 1.0))
@@ -218,7 +292,7 @@ def test_evidence_tags_are_one_transaction_on_a_sql_store(client: Any, experimen
     assert client.get_model_version(name, v).tags == {f"green.gate.k{i}": str(i) for i in range(6)}
 
 
-@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+@pytest.mark.parametrize("kind", STORE_BACKENDS)
 def test_evidence_on_a_missing_version_raises_and_writes_nothing(client: Any, experiment_id: str, kind: str) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -241,7 +315,7 @@ def test_an_invalid_evidence_tag_writes_none_of_them(client: Any, experiment_id:
     assert "green.gate.verdict" not in client.get_model_version(name, v).tags
 
 
-@pytest.mark.parametrize("kind", ["store-sql", "store-generic"])
+@pytest.mark.parametrize("kind", STORE_BACKENDS)
 def test_evidence_write_that_loses_an_insert_race_is_retried(
     client: Any, experiment_id: str, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

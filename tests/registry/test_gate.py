@@ -160,17 +160,83 @@ def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "champion", "version": v})
     assert resp.get_data(as_text=True) == HANDLER_RAN
     assert sorted(calls) == sorted(
-        ["registered_model_tags", "get_model_version", "get_run", "metric_maxima", "set_model_version_tags"]
+        ["reading", "model_and_version", "get_run", "metric_maxima", "set_model_version_tags"]
     )
     tags = client.get_model_version(name, v).tags
     assert tags["green.gate.verdict"] == "pass" and tags["green.gate.scope"] == "champion"
+
+
+def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.registry._helpers import log_green_run, register, unique
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 0.5),
+                 model_tags={"green.budget.total_co2eq_kg": "1"})
+    body = {"name": name, "alias": "champion", "version": v}
+    _gate_reads(monkeypatch, client, Policy(), body)
+    first = client.get_model_version(name, v).tags
+    client.set_model_version_tag(name, v, "green.gate.checked_at", "2020-01-01T00:00:00+00:00")
+    resp, calls = _gate_reads(monkeypatch, client, Policy(), body)
+    assert resp.get_data(as_text=True) == HANDLER_RAN
+    assert "set_model_version_tags" not in calls  # same verdict, figures, reasons and scope
+    again = client.get_model_version(name, v).tags
+    assert again == {**first, "green.gate.checked_at": "2020-01-01T00:00:00+00:00"}
+    # Anything else that changes is written, with a new checked_at: another scope ...
+    resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": "prod"})
+    assert "set_model_version_tags" in calls
+    tags = client.get_model_version(name, v).tags
+    assert tags["green.gate.scope"] == "prod" and tags["green.gate.checked_at"] != "2020-01-01T00:00:00+00:00"
+    # ... or a figure: more emissions logged by the run after the last check.
+    run_id = client.get_model_version(name, v).run_id
+    client.log_metric(run_id, "green/cum_total_co2eq_kg", 0.75, step=50)
+    resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": "prod"})
+    assert "set_model_version_tags" in calls
+    assert float(client.get_model_version(name, v).tags["green.gate.total_co2eq_kg"]) == pytest.approx(0.75)
+
+
+def test_a_gated_alias_set_costs_two_sql_statements_after_the_session_set_up(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model, tags, version and run in two statements on one connection (a budgeted promotion
+    whose evidence is already on the version writes nothing)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from tests.registry._helpers import log_green_run, register, unique
+
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 0.5),
+                 model_tags={"green.budget.total_co2eq_kg": "1"})
+    body = {"name": name, "alias": "champion", "version": v}
+    _gate_reads(monkeypatch, client, Policy(), body)  # writes the evidence once
+    statements: list[str] = []
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    backend = _CountingBackend(client)
+    monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
+    flask_app = _routed_app(f"gate-sql-{name}")
+    Gate(Policy()).install(flask_app)
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    try:
+        resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+    assert resp.get_data(as_text=True) == HANDLER_RAN
+    queries = [s for s in statements if not s.lstrip().upper().startswith(("PRAGMA", "SELECT 1"))]
+    assert len(queries) == 2, statements
+    assert all("UNION ALL" in q for q in queries)
+    assert not any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in statements)
 
 
 @pytest.mark.parametrize(
     ("policy_doc", "model_tags", "alias", "expect_calls"),
     [
         # No budget tag and no policy budget: only the model's tags are read.
-        (None, {}, "champion", ["registered_model_tags"]),
+        (None, {}, "champion", ["reading", "model_and_version"]),
         # An alias the policy does not gate: nothing is read at all.
         ({"defaults": {"gated_aliases": ["champion"]}}, {"green.budget.total_co2eq_kg": "1"}, "canary", []),
     ],
