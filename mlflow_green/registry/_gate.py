@@ -87,15 +87,32 @@ def _not_found(exc: BaseException) -> bool:
     return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
 
 
-def _same_evidence(current: dict[str, str], evidence: dict[str, str]) -> bool:
-    """True when the version already carries ``evidence``, ``checked_at`` aside.
+_MAX_SCOPE = 1000
 
-    Re-promoting a version whose verdict, figures, reasons and scope are unchanged rewrites
-    nothing: ``green.gate.checked_at`` stays the time this evidence was established.
+
+def _evidence_to_write(current: dict[str, str], evidence: dict[str, str]) -> dict[str, str] | None:
+    """The tags to write for ``evidence``, or None when the version already carries it.
+
+    Evidence is rewritten only when it changes. When the verdict, the figures and the reasons
+    are those already on the version and only the target differs (a version cleared for
+    ``staging`` now taking ``champion``), the target is added to ``green.gate.scope``
+    (``staging,champion``): the version shows every target these figures were cleared for.
+    ``green.gate.checked_at`` is the time the evidence last changed.
     """
-    return all(
-        current.get(key) == value for key, value in evidence.items() if key != schema.GATE_CHECKED_AT
-    ) and bool(current.get(schema.GATE_CHECKED_AT))
+    ignored = (schema.GATE_CHECKED_AT, schema.GATE_SCOPE)
+    same = bool(current.get(schema.GATE_CHECKED_AT)) and all(
+        current.get(key) == value for key, value in evidence.items() if key not in ignored
+    )
+    if not same:
+        return evidence
+    scopes = [part for part in current.get(schema.GATE_SCOPE, "").split(",") if part]
+    target = evidence.get(schema.GATE_SCOPE, "")
+    if target in scopes or (not target and current.get(schema.GATE_SCOPE) == ""):
+        return None
+    joined = ",".join([*scopes, target]) if target else ""
+    if len(joined) > _MAX_SCOPE:
+        return evidence
+    return {**evidence, schema.GATE_SCOPE: joined}
 
 
 def _now() -> str:
@@ -338,8 +355,8 @@ class Gate:
                 f"carbon gate: {name} version {version} cannot take {verdict.target}: "
                 + " ".join(verdict.reasons)
             )
-        evidence = verdict.evidence_tags()
-        if _same_evidence(mv.tags or {}, evidence):
+        evidence = _evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
+        if evidence is None:
             return None  # the version already carries this evidence: no write, no lock
         return _Pending(name, str(version), evidence)
 
@@ -366,16 +383,17 @@ class Gate:
         if policy.gate_create == "none" or (policy.gate_create == "copies" and not is_copy):
             return None
         backend = self._backend()
-        tags = backend.registered_model_tags(name)
-        if not model_is_budgeted(policy, tags):
-            return None
-        fp = footprint_of_source(
-            backend,
-            source,
-            msg.run_id or None,
-            include_lineage=policy.include_lineage,
-            model_id=msg.model_id or None,
-        )
+        with backend.reading():
+            tags = backend.registered_model_tags(name)
+            if not model_is_budgeted(policy, tags):
+                return None
+            fp = footprint_of_source(
+                backend,
+                source,
+                msg.run_id or None,
+                include_lineage=policy.include_lineage,
+                model_id=msg.model_id or None,
+            )
         verdict = judge(
             model=name, version="(new)", footprint=fp, policy=policy, model_tags=tags
         )

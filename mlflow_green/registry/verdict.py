@@ -167,7 +167,7 @@ class Verdict:
             schema.GATE_ENERGY_KWH: _fmt(fp.energy_kwh) if fp.energy_kwh is not None else "",
             schema.GATE_CHECKED_AT: self.checked_at,
             schema.GATE_REASONS: reasons[:_MAX_TAG_VALUE],
-            "green.gate.scope": self.alias or self.stage or "",
+            schema.GATE_SCOPE: self.alias or self.stage or "",
         }
 
 

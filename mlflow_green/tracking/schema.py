@@ -98,6 +98,8 @@ GATE_TOTAL_CO2EQ_KG = "green.gate.total_co2eq_kg"
 GATE_ENERGY_KWH = "green.gate.energy_kwh"
 GATE_CHECKED_AT = "green.gate.checked_at"
 GATE_REASONS = "green.gate.reasons"
+# The targets (aliases or stages) this evidence was established for, comma-separated.
+GATE_SCOPE = "green.gate.scope"
 
 # Set on a run created after the fact from a journal (the tracking server was down at start):
 # the journal's id, so that a second creation attempt finds the run instead of making another.

@@ -183,17 +183,23 @@ def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
     assert "set_model_version_tags" not in calls  # same verdict, figures, reasons and scope
     again = client.get_model_version(name, v).tags
     assert again == {**first, "green.gate.checked_at": "2020-01-01T00:00:00+00:00"}
-    # Anything else that changes is written, with a new checked_at: another scope ...
+    # Another target cleared with the same figures joins the scope (written once) ...
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": "prod"})
     assert "set_model_version_tags" in calls
     tags = client.get_model_version(name, v).tags
-    assert tags["green.gate.scope"] == "prod" and tags["green.gate.checked_at"] != "2020-01-01T00:00:00+00:00"
-    # ... or a figure: more emissions logged by the run after the last check.
+    assert tags["green.gate.scope"] == "champion,prod"
+    assert tags["green.gate.checked_at"] != "2020-01-01T00:00:00+00:00"
+    for alias in ("champion", "prod"):
+        resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": alias})
+        assert "set_model_version_tags" not in calls
+    # ... and a changed figure (more emissions logged by the run since) replaces the evidence.
     run_id = client.get_model_version(name, v).run_id
     client.log_metric(run_id, "green/cum_total_co2eq_kg", 0.75, step=50)
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": "prod"})
     assert "set_model_version_tags" in calls
-    assert float(client.get_model_version(name, v).tags["green.gate.total_co2eq_kg"]) == pytest.approx(0.75)
+    tags = client.get_model_version(name, v).tags
+    assert float(tags["green.gate.total_co2eq_kg"]) == pytest.approx(0.75)
+    assert tags["green.gate.scope"] == "prod"
 
 
 def test_a_gated_alias_set_costs_two_sql_statements_after_the_session_set_up(
