@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +38,37 @@ class Row:
     unit: str
     target: tuple[str, float] | None = None
     note: str = ""
+    # (low, high): the interval the figure is known to within (e.g. a bootstrap interval over
+    # rounds). When it straddles the target the row says UNRESOLVED instead of ok or MISSED.
+    interval: tuple[float, float] | None = None
+
+    def _meets(self, value: float) -> bool:
+        assert self.target is not None
+        op, limit = self.target
+        if not math.isfinite(value):
+            return False
+        return value <= limit if op == "<=" else value < limit
 
     @property
     def met(self) -> bool | None:
+        """True/False against the target; None without a target or when unresolved."""
         if self.target is None:
             return None
-        op, limit = self.target
-        if not math.isfinite(self.value):
-            return False
-        return self.value <= limit if op == "<=" else self.value < limit
+        if self.interval is not None:
+            low, high = self.interval
+            if self._meets(high):
+                return True
+            if not self._meets(low):
+                return False
+            return None
+        return self._meets(self.value)
+
+    @property
+    def status(self) -> str:
+        if self.target is None:
+            return ""
+        met = self.met
+        return "UNRESOLVED" if met is None else ("ok" if met else "MISSED")
 
     def target_text(self) -> str:
         if self.target is None:
@@ -94,8 +117,7 @@ def format_table(rows: Sequence[Row]) -> str:
     headers = ("bench", "figure", "value", "target", "status")
     body = []
     for r in rows:
-        status = "" if r.met is None else ("ok" if r.met else "MISSED")
-        body.append((r.bench, r.name, format_value(r.value, r.unit), r.target_text(), status))
+        body.append((r.bench, r.name, format_value(r.value, r.unit), r.target_text(), r.status))
     widths = [max(len(h), *(len(line[i]) for line in body)) if body else len(h) for i, h in enumerate(headers)]
     right = {2}
 
@@ -110,18 +132,38 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def missed_lines(rows: Sequence[Row]) -> list[str]:
+    """One line per target missed, or not resolvable on this machine (said as plainly)."""
     out = []
     for r in rows:
-        if r.met is False:
-            why = f" ({r.note})" if r.note else ""
-            out.append(
-                f"MISSED: {r.bench}: {r.name} = {format_value(r.value, r.unit)}, target {r.target_text()}{why}"
-            )
+        if r.status not in ("MISSED", "UNRESOLVED"):
+            continue
+        why = f" ({r.note})" if r.note else ""
+        within = ""
+        if r.interval is not None:
+            within = f", known to within {format_value(r.interval[0], r.unit)} .. {format_value(r.interval[1], r.unit)}"
+        out.append(
+            f"{r.status}: {r.bench}: {r.name} = {format_value(r.value, r.unit)}{within}, "
+            f"target {r.target_text()}{why}"
+        )
     return out
 
 
 def notes_lines(rows: Sequence[Row]) -> list[str]:
-    return [f"note: {r.bench}: {r.name}: {r.note}" for r in rows if r.note and r.met is not False]
+    return [f"note: {r.bench}: {r.name}: {r.note}" for r in rows if r.note and r.status in ("", "ok")]
+
+
+def bootstrap_median_interval(values: Sequence[float], *, level: float = 0.9, draws: int = 4000) -> tuple[float, float]:
+    """A percentile-bootstrap interval for the median of ``values`` (seeded: reproducible)."""
+    import random
+
+    vals = [v for v in values if math.isfinite(v)]
+    if len(vals) < 2:
+        v = vals[0] if vals else float("nan")
+        return (v, v)
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(vals, k=len(vals))) for _ in range(draws))
+    tail = (1.0 - level) / 2.0
+    return (meds[int(tail * (draws - 1))], meds[int((1.0 - tail) * (draws - 1))])
 
 
 def print_report(title: str, rows: Sequence[Row], extra: Sequence[str] = ()) -> None:
@@ -207,3 +249,32 @@ def rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def wait_until_quiet(pids: Sequence[int], *, threshold: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until the process trees of ``pids`` use less than ``threshold`` of one CPU over a
+    second (a freshly started ``mlflow server`` spends tens of CPU-seconds importing in its
+    job-runner processes); returns the seconds waited. Timing before that measures start-up."""
+    import psutil
+
+    def cpu_seconds() -> float:
+        total = 0.0
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    start = time.monotonic()
+    before = cpu_seconds()
+    while time.monotonic() - start < timeout:
+        time.sleep(1.0)
+        after = cpu_seconds()
+        if after - before < threshold:
+            break
+        before = after
+    return time.monotonic() - start

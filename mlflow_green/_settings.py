@@ -23,6 +23,8 @@ ENV_POLICY = "MLFLOW_GREEN_POLICY"
 ENV_JOURNAL_DIR = "MLFLOW_GREEN_JOURNAL_DIR"
 ENV_SAMPLER = "MLFLOW_GREEN_SAMPLER"
 ENV_DISABLE = "MLFLOW_GREEN_DISABLE"
+# Seconds between sends of epochs to MLflow (an addition to the contract; 0 = every epoch).
+ENV_SEND_INTERVAL = "MLFLOW_GREEN_SEND_INTERVAL"
 # Set by the test suite: errors that are normally swallowed (and degrade the run) are raised.
 ENV_STRICT = "MLFLOW_GREEN_STRICT"
 

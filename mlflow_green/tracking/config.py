@@ -52,6 +52,10 @@ class GreenConfig:
     log_every_n_epochs: int = 1
     report: bool = True
     poll_interval_s: float = 0.1
+    # Seconds between sends to MLflow: epochs ending closer together go in one batch (every
+    # epoch keeps its own step). None: MLFLOW_GREEN_SEND_INTERVAL, else 5 s. 0 sends each
+    # epoch as it ends. Closing the run always sends everything at once.
+    send_interval_s: float | None = None
 
     @classmethod
     def create(cls, **options: Any) -> GreenConfig:
@@ -123,7 +127,20 @@ class GreenConfig:
         interval = parse_float(self.poll_interval_s, "poll_interval_s")
         if interval <= 0:
             raise ConfigError("poll_interval_s must be greater than 0")
+        if self.send_interval_s is not None:
+            changes["send_interval_s"] = parse_float(self.send_interval_s, "send_interval_s", minimum=0)
         return replace(self, **changes) if changes else self
+
+    @property
+    def resolved_send_interval_s(self) -> float:
+        """``send_interval_s``, else ``MLFLOW_GREEN_SEND_INTERVAL``, else the default (5 s)."""
+        if self.send_interval_s is not None:
+            return float(self.send_interval_s)
+        from mlflow_green._settings import ENV_SEND_INTERVAL, env_float
+        from mlflow_green.tracking.logger import DEFAULT_SEND_INTERVAL_S
+
+        value = env_float(ENV_SEND_INTERVAL, minimum=0)
+        return DEFAULT_SEND_INTERVAL_S if value is None else value
 
     @property
     def accuracy_metrics(self) -> tuple[str, ...]:

@@ -50,6 +50,9 @@ _log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF_S = 0.5
+# Epochs that end within this many seconds of the last send go to MLflow together (one
+# log_batch): short epochs then cost the store one call per interval, not one per epoch.
+DEFAULT_SEND_INTERVAL_S = 5.0
 # MLflow's REST API limits on one log_batch call.
 _MAX_METRICS_PER_BATCH = 1000
 _MAX_TAGS_PER_BATCH = 100
@@ -497,8 +500,10 @@ class AsyncLogger:
         accuracy_keys: Sequence[str] = (),
         on_accuracy: Callable[[int, str, float], None] | None = None,
         on_journal_problem: Callable[[str], None] | None = None,
+        send_interval_s: float = DEFAULT_SEND_INTERVAL_S,
     ) -> None:
         self.run_id = run_id
+        self._send_interval_s = max(0.0, float(send_interval_s))
         self._create_run = create_run
         self._on_run_created = on_run_created
         self._transport = transport
@@ -607,7 +612,27 @@ class AsyncLogger:
 
     # -- logger-thread side ---------------------------------------------------------------
 
+    def _take(self, item: Any, flushes: list[threading.Event]) -> tuple[bool, bool]:
+        """Apply one queued item; ``(stop, has something to send)``."""
+        if item is _STOP:
+            return True, False
+        kind = item[0]
+        if kind == "epoch":
+            with self._lock:
+                self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
+        elif kind == "journaled":
+            with self._lock:
+                self._wake_queued = False
+        elif kind == "tags":
+            with self._lock:
+                self._pending_tags.update(item[1])
+        elif kind == "flush":
+            flushes.append(item[1])
+            return False, False
+        return False, True
+
     def _run(self) -> None:
+        last_send = -math.inf
         while True:
             journal = self._journal
             try:
@@ -615,37 +640,23 @@ class AsyncLogger:
             except queue.Empty:
                 self._sync()  # nothing sent for a while: make the journal durable anyway
                 continue
-            # Take everything already queued: epochs waiting together go in one batch.
-            items = [item]
-            while item is not _STOP:
+            flushes: list[threading.Event] = []
+            stop, send = self._take(item, flushes)
+            # Take everything already queued, then (short epochs) keep gathering until the
+            # send interval has passed since the last send: epochs waiting together go in
+            # one batch, so the store's per-call cost is paid once per interval, not per epoch.
+            # A flush or the end of the run sends at once.
+            while not stop:
+                wait = 0.0 if flushes else self._send_interval_s - (time.monotonic() - last_send)
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
-                items.append(item)
-            stop = False
-            send = False
-            flushes = []
-            for item in items:
-                if item is _STOP:
-                    stop = True
-                    break
-                kind = item[0]
-                if kind == "epoch":
-                    with self._lock:
-                        self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
-                elif kind == "journaled":
-                    with self._lock:
-                        self._wake_queued = False
-                elif kind == "tags":
-                    with self._lock:
-                        self._pending_tags.update(item[1])
-                elif kind == "flush":
-                    flushes.append(item[1])
-                    continue
-                send = True
+                more_stop, more_send = self._take(item, flushes)
+                stop, send = stop or more_stop, send or more_send
             try:
                 if send:
+                    last_send = time.monotonic()
                     self._drain(attempts=self._attempts if self._healthy else 1)
             except BaseException as exc:  # the thread must survive anything
                 self._record_error(exc)

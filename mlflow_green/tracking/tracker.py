@@ -390,6 +390,7 @@ class GreenTracker:
             accuracy_keys=tuple(self.config.accuracy_metrics),
             on_accuracy=self._accuracy_resolved,
             on_journal_problem=self._journal_problem,
+            send_interval_s=self.config.resolved_send_interval_s,
         )
 
     def _open_pending_run(self, why: str) -> None:

@@ -260,3 +260,45 @@ def test_no_accuracy_in_the_run_keeps_the_fallback(tmp_path: Path) -> None:
     per_kg = {p.step: p.value for p in store.points if p.key == "green/accuracy_per_kg"}
     assert per_kg == {0: pytest.approx(0.2)}
     assert store.steps() == [0, 1]
+
+
+def test_epochs_within_the_send_interval_share_one_call_and_close_sends_at_once() -> None:
+    store = FakeStore()
+    logger = AsyncLogger("r", store, backoff_s=0, send_interval_s=30.0)
+    _epoch(logger, 0)
+    deadline = time.monotonic() + 10
+    while store.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.steps() == [0]  # the first epoch goes at once: the run shows up
+    for step in range(1, 6):
+        _epoch(logger, step)
+    time.sleep(0.5)
+    assert store.steps() == [0]  # the next ones wait for the interval ...
+    started = time.monotonic()
+    assert logger.close(10)
+    assert time.monotonic() - started < 5  # ... or for the end of the run, which does not wait
+    assert store.steps() == [0, 1, 2, 3, 4, 5]
+    assert store.calls == 2
+
+
+def test_a_zero_send_interval_sends_each_epoch_as_it_ends() -> None:
+    store = FakeStore()
+    logger = AsyncLogger("r", store, backoff_s=0, send_interval_s=0.0)
+    for step in range(3):
+        _epoch(logger, step)
+        deadline = time.monotonic() + 10
+        while step not in store.steps() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.steps() == list(range(step + 1))
+    assert logger.close(10)
+    assert store.calls == 3
+
+
+def test_a_flush_sends_what_waits_for_the_interval() -> None:
+    store = FakeStore()
+    logger = AsyncLogger("r", store, backoff_s=0, send_interval_s=30.0)
+    _epoch(logger, 0)
+    _epoch(logger, 1)
+    assert logger.flush(10)
+    assert store.steps() == [0, 1]
+    assert logger.close(10)
