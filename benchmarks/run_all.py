@@ -33,11 +33,11 @@ from _common import (
 
 # name -> (module, keyword arguments of run() for the full set, for --quick)
 PLAN: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "overhead": ("overhead", {"rounds": 2, "epochs": 20}, {"rounds": 1, "epochs": 3, "train_samples": 1024}),
+    "overhead": ("overhead", {"rounds": 3, "epochs": 20}, {"rounds": 1, "epochs": 3, "train_samples": 1024}),
     "epoch_boundary": ("epoch_boundary", {"epochs": 300}, {"epochs": 30, "server": False}),
     "gate_latency": (
         "gate_latency",
-        {"rounds": 1, "requests_1": 40, "per_client_20": 3, "postgres": True},
+        {"rounds": 2, "requests_1": 50, "per_client_20": 3, "postgres": True},
         {"rounds": 1, "requests_1": 5, "per_client_20": 1, "postgres": False},
     ),
     "leaderboard": ("leaderboard_scale", {"runs": 10_000, "rounds": 2}, {"runs": 200, "rounds": 1}),

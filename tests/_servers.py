@@ -134,8 +134,14 @@ def start_mlflow_server(
     env: Mapping[str, str] | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 120.0,
+    jobs: bool = False,
 ) -> MlflowServer:
-    """Start ``mlflow server`` bound to 127.0.0.1 on a free port and wait for /health."""
+    """Start ``mlflow server`` bound to 127.0.0.1 on a free port and wait for /health.
+
+    ``jobs=False`` (tests) switches off MLflow's job runner (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``):
+    seven consumer processes that import MLflow for tens of CPU-seconds at every start and
+    take no part in tracking or the registry. The benchmarks keep MLflow's default (on).
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     backend_uri = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
     artifacts = workdir / "artifacts"
@@ -166,6 +172,8 @@ def start_mlflow_server(
     full_env = dict(os.environ)
     full_env.pop("MLFLOW_TRACKING_URI", None)
     full_env["MLFLOW_GREEN_STRICT"] = full_env.get("MLFLOW_GREEN_STRICT", "1")
+    if not jobs:
+        full_env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     full_env.update(env or {})
     log_path = workdir / f"server-{port}.log"
     proc = _launch(args, full_env, log_path, port, timeout)
