@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,6 +59,43 @@ def load_policy_or_exit() -> Policy:
     except ConfigError as exc:
         line = " ".join(str(exc).split())
         raise SystemExit(f"mlflow-green: the carbon gate refuses to start: {line}") from None
+
+
+class _KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, holders and waiters]
+
+    def acquire(self, key: tuple[str, str], timeout: float) -> bool:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        if entry[0].acquire(timeout=timeout):
+            return True
+        self._forget(key)
+        return False
+
+    def release(self, key: tuple[str, str]) -> None:
+        with self._guard:
+            entry = self._locks.get(key)
+        if entry is not None:
+            entry[0].release()
+            self._forget(key)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        with self._guard:
+            entry = self._locks.get(key)
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._locks[key]
+
+
+# How long a promotion waits for another promotion of the same model to the same target (in
+# this server process) before it goes ahead unserialised.
+_PROMOTION_WAIT_S = 30.0
 
 
 class _Deny(Exception):
@@ -134,6 +172,10 @@ class Gate:
         # With basic-auth, EDIT permission lets a user set model tags; budgets need MANAGE.
         self._can_manage_budgets = can_manage_budgets
         self._ops: dict[str, tuple[type, Callable[[Any], _Pending | None]]] = {}
+        # Promotions of one model to one alias or stage, one at a time per server process:
+        # MLflow's own alias set answers 400 (a UNIQUE violation) when two requests insert the
+        # same alias at once; serialised, both succeed and the last one wins, as in sequence.
+        self._promotions = _KeyedLocks()
 
     @classmethod
     def from_env(cls, *, can_manage_budgets: Callable[[], bool] | None = None) -> Gate:
@@ -184,6 +226,7 @@ class Gate:
         self._ops = {HANDLERS[cls].__name__: (cls, fn) for cls, fn in table.items()}
         flask_app.before_request(self._before_request)
         flask_app.after_request(self._after_request)
+        flask_app.teardown_request(self._teardown_request)
         self._install_green_page(flask_app)
 
     # -- request hooks -----------------------------------------------------------------------
@@ -241,6 +284,22 @@ class Gate:
                 "it refuses until it can (fail closed). Check the server log."
             )
         return None
+
+    def _teardown_request(self, _exc: BaseException | None = None) -> None:
+        from flask import g
+
+        key = g.pop("mlflow_green_promotion_lock", None)
+        if key is not None:
+            self._promotions.release(key)
+
+    def _serialise_promotion(self, name: str, target: str) -> None:
+        from flask import g
+
+        key = (name, target)
+        if getattr(g, "mlflow_green_promotion_lock", None) is None and self._promotions.acquire(
+            key, _PROMOTION_WAIT_S
+        ):
+            g.mlflow_green_promotion_lock = key
 
     def _after_request(self, response: Any) -> Any:
         from flask import g
@@ -324,6 +383,8 @@ class Gate:
     def _promotion(self, name: str, version: str, *, alias: str | None, stage: str | None) -> _Pending | None:
         from flask import g
 
+        # Held until the request ends (teardown), so the handler's write is inside it too.
+        self._serialise_promotion(name, f"alias:{alias}" if alias is not None else f"stage:{stage}")
         # Cheapest first: whether the policy gates this alias/stage needs no store read, whether
         # the model has budgets needs its tags; only a gated, budgeted promotion reads further.
         policy = self.policy.for_model(name)

@@ -504,6 +504,7 @@ class AsyncLogger:
     ) -> None:
         self.run_id = run_id
         self._send_interval_s = max(0.0, float(send_interval_s))
+        self._epochs_taken = False  # logger thread only: the current batch holds epochs
         self._create_run = create_run
         self._on_run_created = on_run_created
         self._transport = transport
@@ -617,6 +618,8 @@ class AsyncLogger:
         if item is _STOP:
             return True, False
         kind = item[0]
+        if kind in ("epoch", "journaled"):
+            self._epochs_taken = True
         if kind == "epoch":
             with self._lock:
                 self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
@@ -641,13 +644,16 @@ class AsyncLogger:
                 self._sync()  # nothing sent for a while: make the journal durable anyway
                 continue
             flushes: list[threading.Event] = []
+            self._epochs_taken = False
             stop, send = self._take(item, flushes)
             # Take everything already queued, then (short epochs) keep gathering until the
             # send interval has passed since the last send: epochs waiting together go in
             # one batch, so the store's per-call cost is paid once per interval, not per epoch.
             # A flush or the end of the run sends at once.
             while not stop:
-                wait = 0.0 if flushes else self._send_interval_s - (time.monotonic() - last_send)
+                # Only epochs wait for the interval (tags alone go at once and do not start it).
+                pace = self._epochs_taken and not flushes
+                wait = self._send_interval_s - (time.monotonic() - last_send) if pace else 0.0
                 try:
                     item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
@@ -656,7 +662,8 @@ class AsyncLogger:
                 stop, send = stop or more_stop, send or more_send
             try:
                 if send:
-                    last_send = time.monotonic()
+                    if self._epochs_taken:
+                        last_send = time.monotonic()
                     self._drain(attempts=self._attempts if self._healthy else 1)
             except BaseException as exc:  # the thread must survive anything
                 self._record_error(exc)

@@ -266,3 +266,23 @@ def test_ungated_requests_skip_the_evaluation(
     assert resp.get_data(as_text=True) == HANDLER_RAN
     assert calls == expect_calls
     assert not any(k.startswith("green.gate.") for k in client.get_model_version(name, v).tags)
+
+
+def test_promotion_locks_are_per_model_and_target_and_are_dropped_when_free() -> None:
+    import threading
+
+    from mlflow_green.registry._gate import _KeyedLocks
+
+    locks = _KeyedLocks()
+    assert locks.acquire(("m", "alias:champion"), 1)
+    assert locks.acquire(("m", "alias:staging"), 1)  # another target: not serialised
+    assert not locks.acquire(("m", "alias:champion"), 0.05)  # the same one waits, here in vain
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(locks.acquire(("m", "alias:champion"), 10)))
+    waiter.start()
+    locks.release(("m", "alias:champion"))
+    waiter.join(10)
+    assert got == [True]
+    locks.release(("m", "alias:champion"))
+    locks.release(("m", "alias:staging"))
+    assert locks._locks == {}

@@ -434,7 +434,7 @@ def test_concurrent_promotions(gated: Gated, tally: Tally) -> None:
         with lock:
             results[version].append(resp.status_code)
             if resp.status_code != 200:
-                messages.append(resp.text[:300])
+                messages.append(f"{version}: {resp.status_code} {resp.text[:300]}")
 
     threads = [threading.Thread(target=promote, args=(bad if i % 2 else good,)) for i in range(8)]
     tally.bypass("8 concurrent promotions (4 over budget, 4 within) to one alias", n=4)
