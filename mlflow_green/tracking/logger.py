@@ -505,6 +505,7 @@ class AsyncLogger:
         self.run_id = run_id
         self._send_interval_s = max(0.0, float(send_interval_s))
         self._epochs_taken = False  # logger thread only: the current batch holds epochs
+        self._closing = threading.Event()
         self._create_run = create_run
         self._on_run_created = on_run_created
         self._transport = transport
@@ -580,6 +581,7 @@ class AsyncLogger:
         if self._closed:
             return not self._thread.is_alive()
         self._closed = True
+        self._closing.set()  # a retry waiting out its back-off goes at once
         self._queue.put(("retry", None))
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
@@ -946,14 +948,14 @@ class AsyncLogger:
                 fn()
             except TransientError as exc:
                 if i + 1 < attempts:
-                    time.sleep(self._backoff_s * (2**i))
+                    self._closing.wait(self._backoff_s * (2**i))  # close() cuts it short
                     continue
                 self._mark_unreachable(str(exc)[:200])
                 return False
             except Exception as exc:
                 if _looks_transient(exc):
                     if i + 1 < attempts:
-                        time.sleep(self._backoff_s * (2**i))
+                        self._closing.wait(self._backoff_s * (2**i))
                         continue
                     self._mark_unreachable(str(exc)[:200])
                     return False

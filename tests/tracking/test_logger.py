@@ -302,3 +302,17 @@ def test_a_flush_sends_what_waits_for_the_interval() -> None:
     assert logger.flush(10)
     assert store.steps() == [0, 1]
     assert logger.close(10)
+
+
+def test_close_cuts_a_retry_back_off_short() -> None:
+    store = FakeStore()
+    store.down = True
+    logger = AsyncLogger("r", store, backoff_s=5.0, send_interval_s=0.0)
+    _epoch(logger, 0)
+    deadline = time.monotonic() + 10
+    while store.calls == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first attempt failed: the logger now waits out a 5-s back-off
+    started = time.monotonic()
+    assert logger.close(30)
+    assert time.monotonic() - started < 2.5
+    assert store.steps() == []  # still down: nothing sent, the epoch stays journaled/pending
