@@ -29,6 +29,7 @@ from array import array
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow_green.errors import ConfigError
 
@@ -68,18 +69,24 @@ def _mad(values: Sequence[float], center: float) -> float:
     return statistics.median(abs(v - center) for v in values)
 
 
-def project_total(per_epoch_values: Sequence[float], total_epochs: int) -> Projection:
-    """Project the whole-run total of a per-epoch quantity (kWh, kg) from the epochs so far.
-
-    ``total_epochs`` below the number observed is taken as the number observed (the run went
-    on longer than planned). No epochs yet gives NaN with ``method='none'``.
-    """
+def _whole_epochs(total_epochs: Any) -> int:
+    """``total_epochs`` as an int >= 1, else one ConfigError that names it."""
     try:
         n_total = int(total_epochs)
     except (TypeError, ValueError):
         raise ConfigError(f"total_epochs={total_epochs!r} is not a whole number") from None
     if n_total < 1:
         raise ConfigError(f"total_epochs={total_epochs!r} must be at least 1")
+    return n_total
+
+
+def project_total(per_epoch_values: Sequence[float], total_epochs: int) -> Projection:
+    """Project the whole-run total of a per-epoch quantity (kWh, kg) from the epochs so far.
+
+    ``total_epochs`` below the number observed is taken as the number observed (the run went
+    on longer than planned). No epochs yet gives NaN with ``method='none'``.
+    """
+    n_total = _whole_epochs(total_epochs)
     values = [float(v) for v in per_epoch_values]
     if any(not math.isfinite(v) or v < 0 for v in values):
         raise ConfigError("per-epoch values must be finite and not negative")
@@ -127,13 +134,7 @@ class RunningProjection:
     """
 
     def __init__(self, total_epochs: int) -> None:
-        try:
-            n_total = int(total_epochs)
-        except (TypeError, ValueError):
-            raise ConfigError(f"total_epochs={total_epochs!r} is not a whole number") from None
-        if n_total < 1:
-            raise ConfigError(f"total_epochs={total_epochs!r} must be at least 1")
-        self.total_epochs = n_total
+        self.total_epochs = _whole_epochs(total_epochs)
         self._first: float | None = None
         self._rest = array("d")  # epochs 1.. sorted
         self._partials: list[float] = []  # exact running sum (Shewchuk)

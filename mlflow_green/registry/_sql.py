@@ -67,8 +67,14 @@ class RunView:
     maxima: dict[str, float]
 
 
-def _overrides(store: Any, base: type, name: str) -> bool:
-    return getattr(type(store), name, None) is not getattr(base, name, None)
+def _plain_sql_store(store: Any, base: type | None, hooks: tuple[str, ...]) -> bool:
+    """``store`` is MLflow's SQLAlchemy store ``base`` with none of ``hooks`` overridden."""
+    return (
+        base is not None
+        and isinstance(store, base)
+        and hasattr(store, "ManagedSessionMaker")
+        and all(getattr(type(store), hook, None) is getattr(base, hook, None) for hook in hooks)
+    )
 
 
 def fast_registry(store: Any) -> bool:
@@ -77,11 +83,7 @@ def fast_registry(store: Any) -> bool:
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
     except ImportError:  # pragma: no cover - MLflow without its SQL extras
         return False
-    return (
-        isinstance(store, SqlAlchemyStore)
-        and hasattr(store, "ManagedSessionMaker")
-        and not _overrides(store, SqlAlchemyStore, "_get_query")
-    )
+    return _plain_sql_store(store, SqlAlchemyStore, ("_get_query",))
 
 
 def fast_tracking(store: Any) -> bool:
@@ -90,12 +92,7 @@ def fast_tracking(store: Any) -> bool:
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
     except ImportError:  # pragma: no cover - MLflow without its SQL extras
         return False
-    return (
-        isinstance(store, SqlAlchemyStore)
-        and hasattr(store, "ManagedSessionMaker")
-        and not _overrides(store, SqlAlchemyStore, "_get_query")
-        and not _overrides(store, SqlAlchemyStore, "_validate_run_accessible")
-    )
+    return _plain_sql_store(store, SqlAlchemyStore, ("_get_query", "_validate_run_accessible"))
 
 
 def _workspace_filter(table: Any, scoped: bool) -> list[Any]:

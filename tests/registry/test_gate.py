@@ -140,23 +140,50 @@ class _CountingBackend:
         return counted
 
 
-def _gate_reads(monkeypatch: pytest.MonkeyPatch, client: Any, policy: Policy, body: dict[str, Any]) -> tuple[Any, list[str]]:
+def _gate_reads(
+    monkeypatch: pytest.MonkeyPatch,
+    client: Any,
+    policy: Policy,
+    body: dict[str, Any],
+    statements: list[str] | None = None,
+) -> tuple[Any, list[str]]:
+    """One alias set through the gate: the response and the backend calls it made (and, given
+    ``statements``, every SQL statement executed meanwhile is appended to it)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        assert statements is not None
+        statements.append(statement)
+
     backend = _CountingBackend(client)
     monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
     flask_app = _routed_app(f"gate-reads-{body['name']}")
     Gate(policy).install(flask_app)
-    resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
+    if statements is not None:
+        event.listen(Engine, "before_cursor_execute", on_execute)
+    try:
+        resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
+    finally:
+        if statements is not None:
+            event.remove(Engine, "before_cursor_execute", on_execute)
     return resp, backend.calls
 
 
-def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
-    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _budgeted_version(client: Any, experiment_id: str) -> tuple[str, str]:
+    """A new model with a 1-kg total budget and a version whose run logged 0.5 kg."""
     from tests.registry._helpers import log_green_run, register, unique
 
     name = unique("m")
     v = register(client, name, log_green_run(client, experiment_id, 0.5),
                  model_tags={"green.budget.total_co2eq_kg": "1"})
+    return name, v
+
+
+def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, v = _budgeted_version(client, experiment_id)
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "champion", "version": v})
     assert resp.get_data(as_text=True) == HANDLER_RAN
     assert sorted(calls) == sorted(
@@ -169,11 +196,7 @@ def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
 def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
     client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.registry._helpers import log_green_run, register, unique
-
-    name = unique("m")
-    v = register(client, name, log_green_run(client, experiment_id, 0.5),
-                 model_tags={"green.budget.total_co2eq_kg": "1"})
+    name, v = _budgeted_version(client, experiment_id)
     body = {"name": name, "alias": "champion", "version": v}
     _gate_reads(monkeypatch, client, Policy(), body)
     first = client.get_model_version(name, v).tags
@@ -207,30 +230,11 @@ def test_a_gated_alias_set_costs_two_sql_statements_after_the_session_set_up(
 ) -> None:
     """Model, tags, version and run in two statements on one connection (a budgeted promotion
     whose evidence is already on the version writes nothing)."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    from tests.registry._helpers import log_green_run, register, unique
-
-    name = unique("m")
-    v = register(client, name, log_green_run(client, experiment_id, 0.5),
-                 model_tags={"green.budget.total_co2eq_kg": "1"})
+    name, v = _budgeted_version(client, experiment_id)
     body = {"name": name, "alias": "champion", "version": v}
     _gate_reads(monkeypatch, client, Policy(), body)  # writes the evidence once
     statements: list[str] = []
-
-    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    backend = _CountingBackend(client)
-    monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
-    flask_app = _routed_app(f"gate-sql-{name}")
-    Gate(Policy()).install(flask_app)
-    event.listen(Engine, "before_cursor_execute", on_execute)
-    try:
-        resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
-    finally:
-        event.remove(Engine, "before_cursor_execute", on_execute)
+    resp, _ = _gate_reads(monkeypatch, client, Policy(), body, statements)
     assert resp.get_data(as_text=True) == HANDLER_RAN
     queries = [s for s in statements if not s.lstrip().upper().startswith(("PRAGMA", "SELECT 1"))]
     assert len(queries) == 2, statements
