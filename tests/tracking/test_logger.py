@@ -176,10 +176,17 @@ class HistoryStore(FakeStore):
         self.journal = journal
         self.unsynced_sends = 0
         self.batch_sizes: list[int] = []
+        # step -> the journal offset its line ends at (set by tests that write the journal):
+        # a step may reach the store only once the journal is fsynced past its line. (The
+        # journal as a whole may hold newer, unsynced lines meanwhile: the training thread
+        # keeps appending while the logger sends.)
+        self.line_ends: dict[int, int] = {}
 
     def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
-        if self.journal is not None and self.journal.unsynced:
-            self.unsynced_sends += 1
+        if self.journal is not None:
+            sent_end = max((self.line_ends.get(m.step, self.journal.size) for m in metrics), default=0)
+            if sent_end > self.journal._synced_size:
+                self.unsynced_sends += 1
         self.batch_sizes.append(len(metrics))
         super().log_batch(run_id, metrics, tags)
 
@@ -197,6 +204,7 @@ def test_journaled_epochs_are_read_back_and_sent_once_in_batches(
     for step in range(epochs):
         metrics = {f"green/k{i}": step + i / 10 for i in range(keys_per_epoch)}
         end = journal.epoch(step, metrics, 1000 + step)
+        store.line_ends[step] = end
         logger.log_journaled([step], end)
     assert logger.close(30)
     assert store.steps("green/k0") == list(range(epochs))
