@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlflow_green.tracking._sql import fast_tracking, plain_sql_store
+
 __all__ = [
     "RunView",
     "VersionView",
@@ -67,32 +69,13 @@ class RunView:
     maxima: dict[str, float]
 
 
-def _plain_sql_store(store: Any, base: type | None, hooks: tuple[str, ...]) -> bool:
-    """``store`` is MLflow's SQLAlchemy store ``base`` with none of ``hooks`` overridden."""
-    return (
-        base is not None
-        and isinstance(store, base)
-        and hasattr(store, "ManagedSessionMaker")
-        and all(getattr(type(store), hook, None) is getattr(base, hook, None) for hook in hooks)
-    )
-
-
 def fast_registry(store: Any) -> bool:
     """True for MLflow's own SQLAlchemy registry store (workspace-filtered by ``_get_query``)."""
     try:
         from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
     except ImportError:  # pragma: no cover - MLflow without its SQL extras
         return False
-    return _plain_sql_store(store, SqlAlchemyStore, ("_get_query",))
-
-
-def fast_tracking(store: Any) -> bool:
-    """True for MLflow's plain SQLAlchemy tracking store (no workspace scoping of runs)."""
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # pragma: no cover - MLflow without its SQL extras
-        return False
-    return _plain_sql_store(store, SqlAlchemyStore, ("_get_query", "_validate_run_accessible"))
+    return plain_sql_store(store, SqlAlchemyStore, ("_get_query",))
 
 
 def _workspace_filter(table: Any, scoped: bool) -> list[Any]:

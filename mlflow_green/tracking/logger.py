@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlflow_green.tracking import schema
+from mlflow_green.tracking._sql import MetricWriter
 from mlflow_green.tracking.journal import SYNC_INTERVAL_S, Journal, parse_epoch_event, read_events
 from mlflow_green.tracking.schema import PREFIX
 
@@ -238,10 +239,27 @@ class ClientTransport:
         from mlflow import MlflowClient
 
         self._client = MlflowClient(tracking_uri)
+        self._writer: MetricWriter | bool | None = False  # False: not looked up yet
+
+    def _metric_writer(self) -> MetricWriter | None:
+        """Direct metric rows for MLflow's plain SQL stores (:mod:`._sql`), else None."""
+        if self._writer is False:
+            store = getattr(getattr(self._client, "_tracking_client", None), "store", None)
+            self._writer = MetricWriter(store) if MetricWriter.applies_to(store) else None
+        return self._writer if isinstance(self._writer, MetricWriter) else None
 
     def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
         from mlflow.entities import Metric, RunTag
 
+        writer = self._metric_writer()
+        if (
+            metrics
+            and writer is not None
+            and writer.write(run_id, [(m.key, m.value, m.timestamp_ms, m.step) for m in metrics])
+        ):
+            metrics = []
+            if not tags:
+                return
         ms = [Metric(m.key, m.value, m.timestamp_ms, m.step) for m in metrics]
         ts = [RunTag(k, v) for k, v in tags.items()]
         for chunk in _chunks(ms, _MAX_METRICS_PER_BATCH) if ms else [[]]:
