@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlflow_green.tracking import schema
-from mlflow_green.tracking._sql import MetricWriter
+from mlflow_green.tracking._sql import MetricWriter, read_histories
 from mlflow_green.tracking.journal import SYNC_INTERVAL_S, Journal, parse_epoch_event, read_events
 from mlflow_green.tracking.schema import PREFIX
 
@@ -252,14 +252,10 @@ class ClientTransport:
         from mlflow.entities import Metric, RunTag
 
         writer = self._metric_writer()
-        if (
-            metrics
-            and writer is not None
-            and writer.write(run_id, [(m.key, m.value, m.timestamp_ms, m.step) for m in metrics])
+        if writer is not None and writer.write(
+            run_id, [(m.key, m.value, m.timestamp_ms, m.step) for m in metrics], tags
         ):
-            metrics = []
-            if not tags:
-                return
+            return
         ms = [Metric(m.key, m.value, m.timestamp_ms, m.step) for m in metrics]
         ts = [RunTag(k, v) for k, v in tags.items()]
         for chunk in _chunks(ms, _MAX_METRICS_PER_BATCH) if ms else [[]]:
@@ -274,6 +270,14 @@ class ClientTransport:
             (int(m.step), int(m.timestamp), float(m.value))
             for m in self._client.get_metric_history(run_id, key)
         ]
+
+    def metric_histories(self, run_id: str, keys: Sequence[str]) -> dict[str, list[tuple[int, int, float]]]:
+        """:meth:`metric_history` of several keys: one statement on MLflow's plain SQL stores."""
+        writer = self._metric_writer()
+        read = read_histories(writer.store, run_id, keys) if writer is not None else None
+        if read is not None:
+            return read
+        return {key: self.metric_history(run_id, key) for key in keys}
 
     def experiment_id(self, name: str) -> str:
         experiment = self._client.get_experiment_by_name(name)
@@ -397,19 +401,22 @@ def resolve_accuracies(
     with a point logged before ``before_ms[step]`` (in that very millisecond only when none
     is earlier), and its latest such point (highest step, then latest timestamp, as MLflow's
     latest metric). Steps with none are left out.
-    One history read per key tried, for a whole batch of epochs.
+    One history read per key tried (one for all keys where the transport reads several at
+    once), for a whole batch of epochs.
     """
     if not before_ms or not keys:
         return {}
     out: dict[int, tuple[str, float]] = {}
     todo = dict(before_ms)
+    # A missing key answers an empty list. Far fewer SQL statements than reading the whole
+    # run, which matters to a training loop that shares the interpreter lock with this thread.
+    several = getattr(transport, "metric_histories", None)
+    histories = several(run_id, list(keys)) if several is not None else None
     for key in keys:
         if not todo:
             break
-        # One history read per key (a missing key answers an empty list): far fewer SQL
-        # statements than reading the whole run, which matters to a training loop that
-        # shares the interpreter lock with this thread.
-        points = sorted(transport.metric_history(run_id, key), key=lambda p: p[1])
+        history = histories[key] if histories is not None else transport.metric_history(run_id, key)
+        points = sorted(history, key=lambda p: p[1])
         for step, deadline in list(todo.items()):
             # Timestamps are whole milliseconds: a point of the epoch's very millisecond may
             # have been logged just after it ended (the next epoch's, in a sub-ms epoch), so

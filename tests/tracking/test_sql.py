@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mlflow_green.tracking._sql import MetricWriter, Point
+from mlflow_green.tracking._sql import MetricWriter, Point, read_histories
 from mlflow_green.tracking.logger import ClientTransport, MetricPoint
 from tests._servers import create_postgres_database, drop_postgres_database, postgres_available
 
@@ -45,10 +45,11 @@ def _store(uri: str) -> Any:
     return MlflowClient(uri)._tracking_client.store
 
 
-def _mlflow_log(store: Any, run_id: str, points: list[Point]) -> None:
-    from mlflow.entities import Metric
+def _mlflow_log(store: Any, run_id: str, points: list[Point], tags: dict[str, str]) -> None:
+    from mlflow.entities import Metric, RunTag
 
-    store.log_batch(run_id, [Metric(k, v, t, s) for k, v, t, s in points], [], [])
+    metrics = [Metric(k, v, t, s) for k, v, t, s in points]
+    store.log_batch(run_id, metrics, [], [RunTag(k, v) for k, v in tags.items()])
 
 
 def _as_read(store: Any, run_id: str) -> tuple[dict[str, Any], dict[str, list[tuple[Any, ...]]]]:
@@ -72,10 +73,18 @@ def test_the_writer_leaves_what_mlflows_log_batch_leaves(store_uri: str) -> None
     exp = store.create_experiment("e")
     ours = store.create_run(exp, "u", 0, [], "ours").info.run_id
     theirs = store.create_run(exp, "u", 0, [], "theirs").info.run_id
-    for batch in BATCHES:
-        assert writer.write(ours, batch)
-        _mlflow_log(store, theirs, batch)
+    for i, batch in enumerate(BATCHES):
+        tags = {"green.status": f"step {i}", f"green.t{i % 2}": "x" * (4000 * i)}
+        assert writer.write(ours, batch, tags)
+        _mlflow_log(store, theirs, batch, tags)
         assert _as_read(store, ours) == _as_read(store, theirs)
+        assert store.get_run(ours).data.tags == {
+            **store.get_run(theirs).data.tags, "mlflow.runName": "ours"
+        }
+    direct = read_histories(store, ours, ["green/a", "green/b", "green/c", "green/d", "green/none"])
+    assert direct is not None and direct.pop("green/none") == []
+    assert {k: sorted((s, t, "nan" if math.isnan(v) else v) for s, t, v in points)
+            for k, points in direct.items()} == _as_read(store, theirs)[1]
     latest, history = _as_read(store, ours)  # -inf is stored as -max float, as MLflow does
     assert latest == {"green/a": 3.5, "green/b": -1.7976931348623157e308, "green/c": 0.75, "green/d": -2.0}
     assert len(history["green/a"]) == 5  # the in-batch duplicate stored once
@@ -143,12 +152,20 @@ def test_the_transport_writes_metrics_directly_and_tags_through_mlflow(
 
     monkeypatch.setattr(type(store), "log_batch", counting)
     points = [MetricPoint(f"green/k{i}", 0.1 * i, 1000 + s, s) for s in range(10) for i in range(18)]
-    transport.log_batch(run_id, points, {})
-    transport.log_batch(run_id, [MetricPoint("green/k0", 1.0, 2000, 10)], {"green.status": "ok"})
-    assert calls == [(0, 1)]  # the tags alone went through MLflow
+    transport.log_batch(run_id, points, {"green.status": "ok", "green.pue": "1.2"})
+    transport.log_batch(run_id, [MetricPoint("green/k0", 1.0, 2000, 10)], {"green.status": "degraded: x"})
+    transport.log_batch(run_id, [], {"green.location": "FRA"})
+    assert calls == []  # none of it through MLflow's ORM
     run = store.get_run(run_id)
     assert len(run.data.metrics) == 18 and run.data.metrics["green/k0"] == 1.0
-    assert run.data.tags["green.status"] == "ok"
+    assert {k: v for k, v in run.data.tags.items() if k.startswith("green.")} == {
+        "green.status": "degraded: x", "green.pue": "1.2", "green.location": "FRA"
+    }
+    # The run-name tag also renames the run: that one is MLflow's.
+    transport.log_batch(run_id, [], {"mlflow.runName": "renamed", "green.x": "1"})
+    assert calls == [(0, 2)]
+    run = store.get_run(run_id)
+    assert run.info.run_name == "renamed" and run.data.tags["green.x"] == "1"
 
 
 def test_the_writer_stands_aside_for_stores_it_does_not_know(sqlite_uri: str) -> None:
@@ -164,3 +181,4 @@ def test_the_writer_stands_aside_for_stores_it_does_not_know(sqlite_uri: str) ->
     assert not MetricWriter.applies_to(custom)
     assert not MetricWriter.applies_to(None)
     assert not MetricWriter.applies_to(object())
+    assert read_histories(custom, "0" * 32, ["green/a"]) is None
