@@ -129,6 +129,9 @@ def static_intensity(location: Location) -> IntensityValue:
 class StaticIntensity:
     """The embedded annual value of a location; the same answer at every hour."""
 
+    # The figure does not depend on the time asked about (callers may ask once).
+    time_varying = False
+
     def __init__(self, location: Location) -> None:
         self.location = location
         self._value = static_intensity(location)
@@ -142,6 +145,8 @@ class StaticIntensity:
 
 class FixedIntensity:
     """A value the user fixed (argument or ``MLFLOW_GREEN_INTENSITY``); overrides all data."""
+
+    time_varying = False
 
     def __init__(self, g_per_kwh: float | str, location: Location | None = None) -> None:
         self.g_per_kwh = parse_intensity(g_per_kwh)

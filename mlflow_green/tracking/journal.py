@@ -131,6 +131,10 @@ def journal_path(run_id: str, directory: Path | None = None) -> Path:
     return (directory or _settings.journal_dir()) / f"{run_id}.jsonl"
 
 
+# One encoder for every line (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _finite(value: float) -> float | None:
     # JSON has no NaN/inf; MLflow accepts them, so they are journaled as null and restored.
     return value if math.isfinite(value) else None
@@ -209,7 +213,7 @@ class Journal:
 
     def _append(self, event: dict[str, Any], *, sync: bool = False) -> int:
         """Write one line and flush it to the OS; the file's size after it (its end offset)."""
-        line = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+        line = (_ENCODER.encode(event) + "\n").encode("utf-8")
         with self._lock:
             if self._closed:
                 raise ValueError(f"journal {self.path} is closed")

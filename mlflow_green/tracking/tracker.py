@@ -168,6 +168,7 @@ class GreenTracker:
         self._journal: Any = None
         self._logger: Any = None
         self._intensity_source: Any = None
+        self._constant_intensity: float | None = None
         self._last_intensity: float | None = None
         self._tags: dict[str, str] = {}
         self._dist = DistInfo()
@@ -277,6 +278,7 @@ class GreenTracker:
             cloud_region=cfg.cloud_region,
         )
         self._location = location
+        self._constant_intensity = None
         self._intensity_source = acct.intensity_source(
             location, fixed=cfg.intensity, token=_settings.env_str(_settings.ENV_EM_TOKEN)
         )
@@ -584,6 +586,8 @@ class GreenTracker:
     def _intensity_at(self, energy: EpochEnergy) -> float:
         from mlflow_green.errors import IntensityError
 
+        if self._constant_intensity is not None:
+            return self._constant_intensity
         midpoint = energy.start_unix_s + energy.duration_s / 2
         at = _dt.datetime.fromtimestamp(midpoint, tz=_dt.timezone.utc)
         try:
@@ -599,6 +603,10 @@ class GreenTracker:
                 self._last_intensity = float(self._intensity_source.intensity(None).g_per_kwh)
             return self._last_intensity
         self._last_intensity = value
+        if getattr(self._intensity_source, "time_varying", True) is False and not getattr(
+            answer, "problem", None
+        ):
+            self._constant_intensity = value  # the same at every hour: not asked again
         return value
 
     def _check_budget(self, record: EpochRecord) -> None:

@@ -294,3 +294,37 @@ def test_epoch_windows_follow_each_other_without_gaps(mlflow_local: str) -> None
         assert abs(a.start_unix_s + a.epoch_seconds - b.start_unix_s) < 0.005
     for r in rows:
         assert math.isclose(r.gpu_energy_kwh * 3.6e6, 200.0 * r.epoch_seconds, rel_tol=0.01)
+
+
+@pytest.mark.parametrize("time_varying", [True, False])
+def test_the_grid_intensity_is_asked_per_epoch_unless_the_source_is_constant(
+    mlflow_local: str, monkeypatch: pytest.MonkeyPatch, time_varying: bool
+) -> None:
+    """A live source answers for each epoch's midpoint; a static or fixed one is asked once."""
+    import dataclasses
+
+    import mlflow_green.accounting as acct
+
+    asked: list[object] = []
+
+    class Source:
+        def __init__(self) -> None:
+            self.time_varying = time_varying
+            self._value = acct.FixedIntensity(100).intensity(None)
+
+        def intensity(self, at: object = None) -> object:
+            if at is None:  # the run's provenance tags
+                return self._value
+            asked.append(at)
+            return dataclasses.replace(self._value, g_per_kwh=100.0 + len(asked), at=at)
+
+    monkeypatch.setattr(acct, "intensity_source", lambda *a, **k: Source())
+    with mlflow_green.GreenTracker(sampler="simulated:100", silent=True) as tracker:
+        records = [tracker.epoch_end() for _ in range(3)]
+    values = [r.intensity_g_per_kwh for r in records if r is not None]
+    if time_varying:
+        assert len(asked) == 3
+        assert values == [101.0, 102.0, 103.0]
+    else:
+        assert len(asked) == 1 and values == [101.0, 101.0, 101.0]
+    assert acct.StaticIntensity.time_varying is False and acct.FixedIntensity.time_varying is False
