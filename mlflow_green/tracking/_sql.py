@@ -45,11 +45,11 @@ _HOOKS = (
     "_set_tags",
     "set_tag",
 )
-# Columns of the two tables the writer fills; a schema with any other required column is
-# left to MLflow.
 # MLflow's limits: metrics in one log_batch call, characters in a metric key (the column).
 _MLFLOW_MAX_METRICS = 1000
 _MAX_KEY_LENGTH = 250
+# Columns of the two metric tables the writer fills; a schema with any other required column
+# is left to MLflow.
 _METRIC_COLUMNS = frozenset({"key", "value", "timestamp", "step", "is_nan", "run_uuid"})
 
 
@@ -80,7 +80,11 @@ def fast_tracking(store: Any) -> bool:
 def _statements() -> dict[str, Any] | None:
     """The writer's statements, built once from MLflow's tables; None if the schema differs."""
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
+
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
+    except ImportError:  # pragma: no cover - an MLflow whose tables moved: use its API
+        return None
 
     metrics, latest, runs = SqlMetric.__table__, SqlLatestMetric.__table__, SqlRun.__table__
     tags = SqlTag.__table__
