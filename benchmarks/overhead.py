@@ -134,12 +134,17 @@ class _Clock:
         self.work.append(0.0)
         self.tool.append(0.0)
 
-    def tool_call(self, fn: Any) -> Any:
+    @staticmethod
+    def _into(column: list[float], fn: Any) -> Any:
+        """``fn()``, its wall time added to the current epoch's entry of ``column``."""
         t0 = time.perf_counter()
         try:
             return fn()
         finally:
-            self.tool[-1] += time.perf_counter() - t0
+            column[-1] += time.perf_counter() - t0
+
+    def tool_call(self, fn: Any) -> Any:
+        return self._into(self.tool, fn)
 
     def log_metric(self, value: float, step: int) -> None:
         import mlflow
@@ -149,11 +154,7 @@ class _Clock:
         self.logs.append((t0, time.perf_counter()))
 
     def timed(self, fn: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            self.work[-1] += time.perf_counter() - t0
+        return self._into(self.work, fn)
 
 
 def _record_store_calls() -> list[tuple[float, float]]:
