@@ -57,6 +57,39 @@ def drop_postgres_database(uri: str) -> None:
     conn.close()
 
 
+def mysql_available() -> bool:
+    """MariaDB/MySQL on 127.0.0.1:3306 and the PyMySQL driver."""
+    try:
+        import pymysql  # type: ignore[import-untyped]  # noqa: F401
+
+        with socket.create_connection(("127.0.0.1", 3306), timeout=1):
+            return True
+    except (ImportError, OSError):
+        return False
+
+
+def _mysql(statement: str) -> None:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def create_mysql_database(prefix: str = "mlflow_green_test") -> str:
+    """Create a fresh MariaDB/MySQL database (root, no password) and return its SQLAlchemy URI."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _mysql(f"CREATE DATABASE `{name}`")
+    return f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+
+
+def drop_mysql_database(uri: str) -> None:
+    _mysql(f"DROP DATABASE IF EXISTS `{uri.rsplit('/', 1)[1]}`")
+
+
 @dataclass
 class MlflowServer:
     url: str
