@@ -413,7 +413,9 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
                 max(0.0, x - median(free)) for x, o in zip(t["logs"], t["log_overlap"], strict=True) if o
             ) if free else 0.0
             extra = sum(t["hooks"]) + (t["other_threads_cpu_s"] - base["other_threads_cpu_s"]) + delayed
-            direct[v].append(1.0 + extra / base["loop_s"])
+            # Against the trial's own loop without that time: the same machine speed on both
+            # sides (the baseline's loop, minutes away, may have run 10-20 % faster or slower).
+            direct[v].append(t["loop_s"] / (t["loop_s"] - extra))
     for rnd in by_round:
         base = rnd["mlflow"]
         for v in VARIANTS:
