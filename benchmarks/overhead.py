@@ -408,23 +408,18 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
         base = rnd["mlflow"]
         for v in VARIANTS:
             t = rnd[v]
-            free = [x for x, o in zip(t["logs"], t["log_overlap"], strict=True) if not o]
-            delayed = sum(
-                max(0.0, x - median(free)) for x, o in zip(t["logs"], t["log_overlap"], strict=True) if o
-            ) if free else 0.0
-            extra = sum(t["hooks"]) + (t["other_threads_cpu_s"] - base["other_threads_cpu_s"]) + delayed
+            for key in ratios[v]:
+                ratios[v][key].append(t[key] / base[key])
+            more_cpu = t["other_threads_cpu_s"] - base["other_threads_cpu_s"]
+            attributed[v].append(1.0 + (t["outside_model_s"] - base["outside_model_s"] + more_cpu) / base["loop_s"])
+            pairs = list(zip(t["logs"], t["log_overlap"], strict=True))
+            free = [x for x, o in pairs if not o]
+            usual = median(free) if free else math.inf
+            delayed = sum(max(0.0, x - usual) for x, o in pairs if o)
+            extra = sum(t["hooks"]) + more_cpu + delayed
             # Against the trial's own loop without that time: the same machine speed on both
             # sides (the baseline's loop, minutes away, may have run 10-20 % faster or slower).
             direct[v].append(t["loop_s"] / (t["loop_s"] - extra))
-    for rnd in by_round:
-        base = rnd["mlflow"]
-        for v in VARIANTS:
-            for key in ratios[v]:
-                ratios[v][key].append(rnd[v][key] / base[key])
-            extra = (rnd[v]["outside_model_s"] - base["outside_model_s"]) + (
-                rnd[v]["other_threads_cpu_s"] - base["other_threads_cpu_s"]
-            )
-            attributed[v].append(1.0 + extra / base["loop_s"])
     med = {v: {k: median(vals) for k, vals in ratios[v].items()} for v in VARIANTS}
     att = {v: median(vals) for v, vals in attributed.items()}
     dat = {v: median(vals) for v, vals in direct.items()}

@@ -88,15 +88,15 @@ def _statements() -> dict[str, Any] | None:
 
     metrics, latest, runs = SqlMetric.__table__, SqlLatestMetric.__table__, SqlRun.__table__
     tags = SqlTag.__table__
-    if {c.name for c in tags.c if not c.nullable and c.default is None} - {"key", "run_uuid", "value"}:
+
+    def required(table: Any) -> set[str]:
+        """Columns an insert must fill (not nullable, no default)."""
+        return {c.name for c in table.c if not c.nullable and c.default is None and c.server_default is None}
+
+    if not required(tags) <= {"key", "run_uuid", "value"}:
         return None
     for table in (metrics, latest):
-        required = {
-            c.name
-            for c in table.c
-            if not c.nullable and c.default is None and c.server_default is None
-        }
-        if not required <= _METRIC_COLUMNS or not _METRIC_COLUMNS <= set(table.c.keys()):
+        if not required(table) <= _METRIC_COLUMNS or not _METRIC_COLUMNS <= set(table.c.keys()):
             return None
     keys = sa.bindparam("keys", expanding=True)
     return {
@@ -306,6 +306,7 @@ def _write_session(store: Any) -> Any:
     return store.ManagedSessionMaker()
 
 
+@functools.lru_cache(maxsize=8)  # one maker per store: inspected once, not at every send
 def _session_parameters(maker: Any) -> frozenset[str]:
     import inspect
 
