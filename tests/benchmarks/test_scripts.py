@@ -50,7 +50,14 @@ def _assert_table(out: str, bench: str, figures: tuple[str, ...]) -> None:
         (
             "overhead.py",
             "overhead",
-            ("mlflow_green / mlflow, training loop", "CodeCarbon / mlflow", "MLflow system metrics / mlflow", "whole process"),
+            (
+                "mlflow_green / mlflow, training loop",
+                "CodeCarbon / mlflow",
+                "MLflow system metrics / mlflow",
+                "MLflow system metrics every 0.5 s / mlflow",
+                "like for like",
+                "whole process",
+            ),
         ),
         ("epoch_boundary.py", "epoch boundary", ("GreenTracker.epoch_end, local SQLite: p50", "read-back", "p99")),
         ("leaderboard_scale.py", "leaderboard", ("leaderboard / mlflow.search_runs, 200 runs",)),
