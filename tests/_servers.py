@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,30 @@ def create_mysql_database(prefix: str = "mlflow_green_test") -> str:
 
 def drop_mysql_database(uri: str) -> None:
     _mysql(f"DROP DATABASE IF EXISTS `{uri.rsplit('/', 1)[1]}`")
+
+
+@contextmanager
+def sql_store(kind: str, tmp_path: Path, prefix: str = "mlflow_green_test") -> Iterator[str]:
+    """A fresh MLflow store URI on ``kind`` (sqlite, postgresql or mysql); skips the test where
+    that database does not run on 127.0.0.1, and drops the database afterwards."""
+    import pytest
+
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mlflow.db'}"
+        return
+    if kind == "postgresql":
+        if not postgres_available():
+            pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+        create, drop = create_postgres_database, drop_postgres_database
+    else:
+        if not mysql_available():
+            pytest.skip("MariaDB/MySQL (with PyMySQL) is not available on 127.0.0.1:3306")
+        create, drop = create_mysql_database, drop_mysql_database
+    uri = create(prefix)
+    try:
+        yield uri
+    finally:
+        drop(uri)
 
 
 @dataclass

@@ -2,8 +2,10 @@
 
 A promotion needs the registered model's tags, the version (source, run, tags) and the source
 run's tags and ``green/`` figures. Through MLflow's ORM that is a dozen statements, each paying
-SQLAlchemy's per-query overhead; here it is two ``UNION ALL`` statements built from MLflow's own
-table objects (so the column names are MLflow's, whatever its version) and compiled once.
+SQLAlchemy's per-query overhead; here it is one ``UNION ALL`` statement built from MLflow's own
+table objects (so the column names are MLflow's, whatever its version) and compiled once — two
+when the registry and the tracking store are different databases. One statement is also one
+read of the database: on SQLite, one shared-lock window that MLflow's writers may meet, not two.
 
 Used only for MLflow's plain SQLAlchemy stores. A workspace-aware store scopes its queries in its
 own ``_get_query`` (joins on the experiment's workspace); for those, and for any store whose
@@ -27,6 +29,7 @@ __all__ = [
     "fast_registry",
     "fast_tracking",
     "read_model_and_version",
+    "read_model_version_and_run",
     "read_run",
 ]
 
@@ -87,9 +90,22 @@ def _workspace_filter(table: Any, scoped: bool) -> list[Any]:
     return [table.c.workspace == sa.bindparam("workspace")]
 
 
-@functools.cache
-def _model_and_version_statement(scoped: bool) -> Any:
-    """Built once (bound parameters): the model, its tags, the version and the version's tags."""
+def _typed_nulls() -> tuple[Any, Any, Any]:
+    """NULLs typed as text, number and flag, so that every branch of a UNION gives the same
+    column types (PostgreSQL resolves them pair by pair). The flag is an integer: MySQL has no
+    CAST to a boolean."""
+    import sqlalchemy as sa
+
+    return (
+        sa.cast(sa.null(), sa.String()),
+        sa.cast(sa.null(), sa.Float()),
+        sa.cast(sa.null(), sa.Integer()),
+    )
+
+
+def _model_and_version_parts(scoped: bool) -> tuple[list[Any], Any]:
+    """The selects of the model, its tags, the version and the version's tags (five columns:
+    kind, text, text, number, flag), and the version's ``run_id`` as a scalar subquery."""
     import sqlalchemy as sa
     from mlflow.entities.model_registry.model_version_stages import STAGE_DELETED_INTERNAL
     from mlflow.store.model_registry.dbmodels.models import (
@@ -104,30 +120,43 @@ def _model_and_version_statement(scoped: bool) -> Any:
     mv = SqlModelVersion.__table__
     mvt = SqlModelVersionTag.__table__
     text = sa.String()
+    no_text, no_number, no_flag = _typed_nulls()
     name = sa.bindparam("name", type_=text)
     number = sa.bindparam("version", type_=sa.Integer())
-    return sa.union_all(
-        sa.select(sa.literal("m", text), rm.c.name, sa.null(), sa.null()).where(
+    live_version = (
+        mv.c.name == name,
+        mv.c.version == number,
+        mv.c.current_stage != STAGE_DELETED_INTERNAL,
+        *_workspace_filter(mv, scoped),
+    )
+    parts = [
+        sa.select(sa.literal("m", text), rm.c.name, no_text, no_number, no_flag).where(
             rm.c.name == name, *_workspace_filter(rm, scoped)
         ),
-        sa.select(sa.literal("t", text), rmt.c.key, rmt.c.value, sa.null()).where(
+        sa.select(sa.literal("t", text), rmt.c.key, rmt.c.value, no_number, no_flag).where(
             rmt.c.name == name, *_workspace_filter(rmt, scoped)
         ),
-        sa.select(sa.literal("v", text), mv.c.source, mv.c.run_id, sa.null()).where(
-            mv.c.name == name,
-            mv.c.version == number,
-            mv.c.current_stage != STAGE_DELETED_INTERNAL,
-            *_workspace_filter(mv, scoped),
+        sa.select(sa.literal("v", text), mv.c.source, mv.c.run_id, no_number, no_flag).where(
+            *live_version
         ),
-        sa.select(sa.literal("u", text), mvt.c.key, mvt.c.value, sa.null()).where(
+        sa.select(sa.literal("u", text), mvt.c.key, mvt.c.value, no_number, no_flag).where(
             mvt.c.name == name, mvt.c.version == number, *_workspace_filter(mvt, scoped)
         ),
-    )
+    ]
+    return parts, sa.select(mv.c.run_id).where(*live_version).scalar_subquery()
 
 
 @functools.cache
-def _run_statement() -> Any:
-    """Built once (bound parameters): the run, its tags, latest values and cumulative maxima."""
+def _model_and_version_statement(scoped: bool) -> Any:
+    """Built once (bound parameters): the model, its tags, the version and the version's tags."""
+    import sqlalchemy as sa
+
+    return sa.union_all(*_model_and_version_parts(scoped)[0])
+
+
+def _run_parts(run_id: Any) -> list[Any]:
+    """The selects of a run (``run_id`` a bound parameter or a subquery), its tags, the latest
+    values of the ``latest`` keys and the maxima of the ``cumulative`` keys."""
     import sqlalchemy as sa
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
 
@@ -137,29 +166,56 @@ def _run_statement() -> Any:
     m = SqlMetric.__table__
     text = sa.String()
     number = sa.Float()
-    flag = sa.Boolean()
-    no_text = sa.cast(sa.null(), text)
-    no_number = sa.cast(sa.null(), number)
-    no_flag = sa.cast(sa.null(), flag)
-    run_id = sa.bindparam("run_id", type_=text)
-    return sa.union_all(
+    no_text, no_number, no_flag = _typed_nulls()
+    return [
         sa.select(
-            sa.literal("r", text), sa.cast(runs.c.experiment_id, text), runs.c.lifecycle_stage, no_number, no_flag
+            sa.literal("r", text),
+            sa.cast(runs.c.experiment_id, text),
+            runs.c.lifecycle_stage,
+            no_number,
+            no_flag,
         ).where(runs.c.run_uuid == run_id),
-        sa.select(sa.literal("t", text), tags.c.key, tags.c.value, no_number, no_flag).where(
+        sa.select(sa.literal("g", text), tags.c.key, tags.c.value, no_number, no_flag).where(
             tags.c.run_uuid == run_id
         ),
-        sa.select(sa.literal("l", text), lm.c.key, no_text, sa.cast(lm.c.value, number), lm.c.is_nan).where(
-            lm.c.run_uuid == run_id, lm.c.key.in_(sa.bindparam("latest", expanding=True))
-        ),
-        sa.select(sa.literal("x", text), m.c.key, no_text, sa.cast(sa.func.max(m.c.value), number), no_flag)
+        sa.select(
+            sa.literal("l", text),
+            lm.c.key,
+            no_text,
+            sa.cast(lm.c.value, number),
+            sa.cast(lm.c.is_nan, sa.Integer()),
+        ).where(lm.c.run_uuid == run_id, lm.c.key.in_(sa.bindparam("latest", expanding=True))),
+        sa.select(
+            sa.literal("x", text),
+            m.c.key,
+            no_text,
+            sa.cast(sa.func.max(m.c.value), number),
+            no_flag,
+        )
         .where(
             m.c.run_uuid == run_id,
             m.c.key.in_(sa.bindparam("cumulative", expanding=True)),
             m.c.is_nan == sa.false(),
         )
         .group_by(m.c.key),
-    )
+    ]
+
+
+@functools.cache
+def _run_statement() -> Any:
+    """Built once (bound parameters): the run, its tags, latest values and cumulative maxima."""
+    import sqlalchemy as sa
+
+    return sa.union_all(*_run_parts(sa.bindparam("run_id", type_=sa.String())))
+
+
+@functools.cache
+def _model_version_and_run_statement(scoped: bool) -> Any:
+    """Both of the above in one statement, the run being the version's source run."""
+    import sqlalchemy as sa
+
+    parts, version_run_id = _model_and_version_parts(scoped)
+    return sa.union_all(*parts, *_run_parts(version_run_id))
 
 
 def _not_found(message: str) -> Exception:
@@ -169,14 +225,9 @@ def _not_found(message: str) -> Exception:
     return MlflowException(message, RESOURCE_DOES_NOT_EXIST)
 
 
-def read_model_and_version(
-    store: Any, session: Any, name: str, version: str
-) -> tuple[dict[str, str], VersionView | None]:
-    """The registered model's tags and the version (None when it does not exist), one statement.
-
-    Raises MLflow's RESOURCE_DOES_NOT_EXIST when there is no such registered model, and MLflow's
-    own validation errors for a malformed name or version, as the ORM reads do.
-    """
+def _version_params(store: Any, name: str, version: str) -> tuple[dict[str, Any], bool]:
+    """The bound parameters of a model/version read (MLflow's own validation first), and
+    whether the store scopes by workspace."""
     from mlflow.utils.validation import _validate_model_name, _validate_model_version
 
     _validate_model_name(name)
@@ -185,19 +236,24 @@ def read_model_and_version(
     params: dict[str, Any] = {"name": name, "version": number}
     if active is not None:
         params["workspace"] = active()
-    statement = _model_and_version_statement(active is not None)
+    return params, active is not None
+
+
+def _model_and_version_from(
+    rows: list[Any], name: str, number: int
+) -> tuple[dict[str, str], VersionView | None]:
     exists = False
     model_tags: dict[str, str] = {}
     version_row: tuple[Any, Any] | None = None
     version_tags: dict[str, str] = {}
-    for kind, a, b, _ in session.execute(statement, params):
+    for kind, a, b, _, _ in rows:
         if kind == "m":
             exists = True
         elif kind == "t":
             model_tags[a] = b
         elif kind == "v":
             version_row = (a, b)
-        else:
+        elif kind == "u":
             version_tags[a] = b
     if not exists:
         raise _not_found(f"Registered Model with name={name} not found")
@@ -212,6 +268,61 @@ def read_model_and_version(
     )
 
 
+def read_model_and_version(
+    store: Any, session: Any, name: str, version: str
+) -> tuple[dict[str, str], VersionView | None]:
+    """The registered model's tags and the version (None when it does not exist), one statement.
+
+    Raises MLflow's RESOURCE_DOES_NOT_EXIST when there is no such registered model, and MLflow's
+    own validation errors for a malformed name or version, as the ORM reads do.
+    """
+    params, scoped = _version_params(store, name, version)
+    rows = session.execute(_model_and_version_statement(scoped), params).all()
+    return _model_and_version_from(rows, name, params["version"])
+
+
+def read_model_version_and_run(
+    store: Any,
+    session: Any,
+    name: str,
+    version: str,
+    latest_keys: Iterable[str],
+    cumulative_keys: Iterable[str],
+) -> tuple[dict[str, str], VersionView | None, RunView | None]:
+    """:func:`read_model_and_version` and :func:`read_run` of the version's source run in one
+    statement, for a registry and a tracking store on the same database. The run is None when
+    the version has no run id or the run does not exist (a separate read then says why)."""
+    params, scoped = _version_params(store, name, version)
+    params.update(latest=list(latest_keys), cumulative=list(cumulative_keys))
+    rows = session.execute(_model_version_and_run_statement(scoped), params).all()
+    model_tags, view = _model_and_version_from(rows, name, params["version"])
+    if view is None or view.run_id is None:
+        return model_tags, view, None
+    return model_tags, view, _run_from(rows, view.run_id)
+
+
+def _run_from(rows: list[Any], run_id: str) -> RunView | None:
+    """The run rows (kinds r, g, l, x) of a read as a RunView; None when the run was not found."""
+    info: _RunInfo | None = None
+    run_tags: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    maxima: dict[str, float] = {}
+    for kind, key, text_value, value, is_nan in rows:
+        if kind == "r":
+            info = _RunInfo(run_id, str(key), text_value)
+        elif kind == "g":
+            run_tags[key] = text_value
+        elif kind == "l":
+            metrics[key] = math.nan if is_nan else float(value)
+        elif kind == "x" and value is not None:
+            maxima[key] = float(value)
+    if info is None:
+        return None
+    # Maxima only for keys the run reports, as the ORM path does.
+    maxima = {k: v for k, v in maxima.items() if k in metrics}
+    return RunView(info, _RunData(metrics, run_tags), maxima)
+
+
 def read_run(
     session: Any, run_id: str, latest_keys: Iterable[str], cumulative_keys: Iterable[str]
 ) -> RunView:
@@ -222,22 +333,7 @@ def read_run(
     NaN rows never count towards a maximum. Raises RESOURCE_DOES_NOT_EXIST for an unknown run.
     """
     params = {"run_id": run_id, "latest": list(latest_keys), "cumulative": list(cumulative_keys)}
-    statement = _run_statement()
-    info: _RunInfo | None = None
-    run_tags: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    maxima: dict[str, float] = {}
-    for kind, key, text_value, value, is_nan in session.execute(statement, params):
-        if kind == "r":
-            info = _RunInfo(run_id, str(key), text_value)
-        elif kind == "t":
-            run_tags[key] = text_value
-        elif kind == "l":
-            metrics[key] = math.nan if is_nan else float(value)
-        elif value is not None:
-            maxima[key] = float(value)
-    if info is None:
+    view = _run_from(session.execute(_run_statement(), params).all(), run_id)
+    if view is None:
         raise _not_found(f"Run with id={run_id} not found")
-    # Maxima only for keys the run reports, as the ORM path does.
-    maxima = {k: v for k, v in maxima.items() if k in metrics}
-    return RunView(info, _RunData(metrics, run_tags), maxima)
+    return view

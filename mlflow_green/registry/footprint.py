@@ -16,6 +16,7 @@ from mlflow_green.registry._sql import (
     fast_registry,
     fast_tracking,
     read_model_and_version,
+    read_model_version_and_run,
     read_run,
 )
 from mlflow_green.tracking import schema
@@ -210,6 +211,8 @@ class StoreBackend:
         self._prefetched: dict[str, tuple[frozenset[str], dict[str, float]]] = {}
         # Inside reading(): database URI -> the one read session every read shares.
         self._sessions: dict[str, Any] | None = None
+        # Inside reading(): runs read with their model version (run id -> view), taken once by get_run.
+        self._runs: dict[str, Any] = {}
         self._stack: ExitStack | None = None
 
     @contextmanager
@@ -231,6 +234,16 @@ class StoreBackend:
                 yield self
         finally:
             self._sessions, self._stack = None, None
+            self._runs.clear()
+
+    def _one_database(self) -> bool:
+        """The tracking store is MLflow's plain SQL store on the registry store's database."""
+        uri = getattr(self.registry_store, "db_uri", None)
+        return (
+            uri is not None
+            and uri == getattr(self.tracking_store, "db_uri", None)
+            and fast_tracking(self.tracking_store)
+        )
 
     @contextmanager
     def _session(self, sql: Any) -> Iterator[Any]:
@@ -247,8 +260,10 @@ class StoreBackend:
 
     def get_run(self, run_id: str) -> Any:
         if fast_tracking(self.tracking_store):
-            with self._session(self.tracking_store) as session:
-                view = read_run(session, run_id, (*_CUMULATIVE, schema.ACCURACY_PER_KG), _CUMULATIVE)
+            view = self._runs.pop(run_id, None)
+            if view is None:
+                with self._session(self.tracking_store) as session:
+                    view = read_run(session, run_id, _RUN_LATEST, _CUMULATIVE)
             if view.maxima:
                 self._prefetched[run_id] = (frozenset(view.maxima), dict(view.maxima))
             return view
@@ -309,6 +324,15 @@ class StoreBackend:
         """
         if fast_registry(self.registry_store):
             with self._session(self.registry_store) as session:
+                if self._sessions is not None and self._one_database():
+                    # Inside reading() (the gate): the version's source run in the same statement,
+                    # one read of the database per promotion (on SQLite, one shared-lock window).
+                    tags, view, run = read_model_version_and_run(
+                        self.registry_store, session, name, str(version), _RUN_LATEST, _CUMULATIVE
+                    )
+                    if run is not None:
+                        self._runs[run.info.run_id] = run
+                    return tags, view
                 return read_model_and_version(self.registry_store, session, name, str(version))
         tags = self.registered_model_tags(name)
         try:
@@ -518,6 +542,8 @@ def _metric(metrics: Mapping[str, float], key: str) -> float | None:
 # the maximum (not the latest value) means logging a small value at a later step cannot shrink a
 # run's footprint after the fact.
 _CUMULATIVE = (schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_CO2EQ_KG, schema.CUM_ENERGY_KWH, schema.CUM_EMBODIED_KG)
+# The latest values a footprint reads from a run (the SQL reads fetch only these).
+_RUN_LATEST = (*_CUMULATIVE, schema.ACCURACY_PER_KG)
 
 
 def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFootprint:

@@ -225,10 +225,10 @@ def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
     assert tags["green.gate.scope"] == "prod"
 
 
-def test_a_gated_alias_set_costs_two_sql_statements_after_the_session_set_up(
+def test_a_gated_alias_set_costs_one_sql_statement_after_the_session_set_up(
     client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Model, tags, version and run in two statements on one connection (a budgeted promotion
+    """Model, tags, version and run in one statement on one connection (a budgeted promotion
     whose evidence is already on the version writes nothing)."""
     name, v = _budgeted_version(client, experiment_id)
     body = {"name": name, "alias": "champion", "version": v}
@@ -237,7 +237,7 @@ def test_a_gated_alias_set_costs_two_sql_statements_after_the_session_set_up(
     resp, _ = _gate_reads(monkeypatch, client, Policy(), body, statements)
     assert resp.get_data(as_text=True) == HANDLER_RAN
     queries = [s for s in statements if not s.lstrip().upper().startswith(("PRAGMA", "SELECT 1"))]
-    assert len(queries) == 2, statements
+    assert len(queries) == 1, statements
     assert all("UNION ALL" in q for q in queries)
     assert not any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in statements)
 

@@ -12,14 +12,7 @@ import pytest
 
 from mlflow_green.tracking._sql import MetricWriter, Point, read_histories
 from mlflow_green.tracking.logger import ClientTransport, MetricPoint
-from tests._servers import (
-    create_mysql_database,
-    create_postgres_database,
-    drop_mysql_database,
-    drop_postgres_database,
-    mysql_available,
-    postgres_available,
-)
+from tests._servers import sql_store
 
 # Batches sent one after the other: NaN and infinities, duplicates within a batch, steps out of
 # order, an older step after a newer one (latest must not move back), the same step with a
@@ -35,22 +28,8 @@ BATCHES: list[list[Point]] = [
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'mlflow.db'}"
-        return
-    if request.param == "postgresql":
-        if not postgres_available():
-            pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-        create, drop = create_postgres_database, drop_postgres_database
-    else:
-        if not mysql_available():
-            pytest.skip("MariaDB/MySQL (with PyMySQL) is not available on 127.0.0.1:3306")
-        create, drop = create_mysql_database, drop_mysql_database
-    uri = create("mlflow_green_sqlwrite")
-    try:
+    with sql_store(request.param, tmp_path, "mlflow_green_sqlwrite") as uri:
         yield uri
-    finally:
-        drop(uri)
 
 
 def _store(uri: str) -> Any:
