@@ -16,6 +16,7 @@ caller reads through the ORM as before.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -103,6 +104,19 @@ def _typed_nulls() -> tuple[Any, Any, Any]:
     )
 
 
+def _select(kind: str, a: Any, b: Any, number: Any, flag: Any) -> Any:
+    """One branch of the reads' UNION: five named columns (the packed form reads them by name)."""
+    import sqlalchemy as sa
+
+    return sa.select(
+        sa.literal(kind, sa.String()).label("kind"),
+        a.label("a"),
+        b.label("b"),
+        number.label("n"),
+        flag.label("f"),
+    )
+
+
 def _model_and_version_parts(scoped: bool) -> tuple[list[Any], Any]:
     """The selects of the model, its tags, the version and the version's tags (five columns:
     kind, text, text, number, flag), and the version's ``run_id`` as a scalar subquery."""
@@ -130,16 +144,14 @@ def _model_and_version_parts(scoped: bool) -> tuple[list[Any], Any]:
         *_workspace_filter(mv, scoped),
     )
     parts = [
-        sa.select(sa.literal("m", text), rm.c.name, no_text, no_number, no_flag).where(
+        _select("m", rm.c.name, no_text, no_number, no_flag).where(
             rm.c.name == name, *_workspace_filter(rm, scoped)
         ),
-        sa.select(sa.literal("t", text), rmt.c.key, rmt.c.value, no_number, no_flag).where(
+        _select("t", rmt.c.key, rmt.c.value, no_number, no_flag).where(
             rmt.c.name == name, *_workspace_filter(rmt, scoped)
         ),
-        sa.select(sa.literal("v", text), mv.c.source, mv.c.run_id, no_number, no_flag).where(
-            *live_version
-        ),
-        sa.select(sa.literal("u", text), mvt.c.key, mvt.c.value, no_number, no_flag).where(
+        _select("v", mv.c.source, mv.c.run_id, no_number, no_flag).where(*live_version),
+        _select("u", mvt.c.key, mvt.c.value, no_number, no_flag).where(
             mvt.c.name == name, mvt.c.version == number, *_workspace_filter(mvt, scoped)
         ),
     ]
@@ -165,33 +177,18 @@ def _run_parts(run_id: Any) -> list[Any]:
     lm = SqlLatestMetric.__table__
     m = SqlMetric.__table__
     text = sa.String()
-    number = sa.Float()
+    # The values are MLflow's double-precision columns as they are: a CAST to FLOAT is single
+    # precision on MySQL (0.1 would read 0.100000001...).
     no_text, no_number, no_flag = _typed_nulls()
     return [
-        sa.select(
-            sa.literal("r", text),
-            sa.cast(runs.c.experiment_id, text),
-            runs.c.lifecycle_stage,
-            no_number,
-            no_flag,
+        _select(
+            "r", sa.cast(runs.c.experiment_id, text), runs.c.lifecycle_stage, no_number, no_flag
         ).where(runs.c.run_uuid == run_id),
-        sa.select(sa.literal("g", text), tags.c.key, tags.c.value, no_number, no_flag).where(
-            tags.c.run_uuid == run_id
+        _select("g", tags.c.key, tags.c.value, no_number, no_flag).where(tags.c.run_uuid == run_id),
+        _select("l", lm.c.key, no_text, lm.c.value, sa.cast(lm.c.is_nan, sa.Integer())).where(
+            lm.c.run_uuid == run_id, lm.c.key.in_(sa.bindparam("latest", expanding=True))
         ),
-        sa.select(
-            sa.literal("l", text),
-            lm.c.key,
-            no_text,
-            sa.cast(lm.c.value, number),
-            sa.cast(lm.c.is_nan, sa.Integer()),
-        ).where(lm.c.run_uuid == run_id, lm.c.key.in_(sa.bindparam("latest", expanding=True))),
-        sa.select(
-            sa.literal("x", text),
-            m.c.key,
-            no_text,
-            sa.cast(sa.func.max(m.c.value), number),
-            no_flag,
-        )
+        _select("x", m.c.key, no_text, sa.func.max(m.c.value), no_flag)
         .where(
             m.c.run_uuid == run_id,
             m.c.key.in_(sa.bindparam("cumulative", expanding=True)),
@@ -216,6 +213,61 @@ def _model_version_and_run_statement(scoped: bool) -> Any:
 
     parts, version_run_id = _model_and_version_parts(scoped)
     return sa.union_all(*parts, *_run_parts(version_run_id))
+
+
+@functools.cache
+def _packed(statement: Any) -> Any:
+    """``statement``'s rows as one row of JSON (SQLite): ``[[kind, a, b, number, flag], ...]``.
+
+    SQLite's Python driver hands the interpreter lock back and forth at every row it steps
+    through; under concurrent requests each hand-over waits for the other threads, so a read
+    of twenty rows costs tens of milliseconds and CPU in context switches. One row costs one.
+    Numbers travel as text with 21 significant digits (SQLite's own JSON and text forms keep
+    15, which is not exact; :func:`_sqlite_packs_exactly` checks this one is); NULL stays null.
+    """
+    import sqlalchemy as sa
+
+    c = statement.subquery().c
+    exact = sa.case((c.n.is_(None), sa.null()), else_=sa.func.printf(_EXACT, c.n))
+    return sa.select(sa.func.json_group_array(sa.func.json_array(c.kind, c.a, c.b, exact, c.f)))
+
+
+# Doubles whose decimal form is hard to get exactly right: the extremes, a subnormal, 0.1 + 0.2.
+_HARD_DOUBLES = (
+    1.7976931348623157e308,
+    2.2250738585072014e-308,
+    5e-324,
+    0.30000000000000004,
+    1 / 3,
+    -6.228e-06,
+)
+_EXACT = "%!.20e"
+
+
+@functools.cache
+def _sqlite_packs_exactly() -> bool:
+    """This SQLite has its JSON functions and prints a double in a form that reads back exactly
+    (its printf works in long double where the platform has one)."""
+    import sqlite3
+
+    values = ", ".join(f"printf('{_EXACT}', ?)" for _ in _HARD_DOUBLES)
+    try:
+        with sqlite3.connect(":memory:") as conn:
+            (packed,) = conn.execute(f"SELECT json_array({values})", _HARD_DOUBLES).fetchone()
+        return tuple(float(v) for v in json.loads(packed)) == _HARD_DOUBLES
+    except (sqlite3.Error, ValueError, TypeError):
+        return False
+
+
+def _rows(session: Any, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of one of the statements above; on SQLite in one packed row (see :func:`_packed`)."""
+    if session.get_bind().dialect.name == "sqlite" and _sqlite_packs_exactly():
+        (packed,) = session.execute(_packed(statement), params).one()
+        return [
+            (kind, a, b, None if number is None else float(number), flag)
+            for kind, a, b, number, flag in json.loads(packed or "[]")
+        ]
+    return [tuple(row) for row in session.execute(statement, params)]
 
 
 def _not_found(message: str) -> Exception:
@@ -277,7 +329,7 @@ def read_model_and_version(
     own validation errors for a malformed name or version, as the ORM reads do.
     """
     params, scoped = _version_params(store, name, version)
-    rows = session.execute(_model_and_version_statement(scoped), params).all()
+    rows = _rows(session, _model_and_version_statement(scoped), params)
     return _model_and_version_from(rows, name, params["version"])
 
 
@@ -294,7 +346,7 @@ def read_model_version_and_run(
     the version has no run id or the run does not exist (a separate read then says why)."""
     params, scoped = _version_params(store, name, version)
     params.update(latest=list(latest_keys), cumulative=list(cumulative_keys))
-    rows = session.execute(_model_version_and_run_statement(scoped), params).all()
+    rows = _rows(session, _model_version_and_run_statement(scoped), params)
     model_tags, view = _model_and_version_from(rows, name, params["version"])
     if view is None or view.run_id is None:
         return model_tags, view, None
@@ -333,7 +385,7 @@ def read_run(
     NaN rows never count towards a maximum. Raises RESOURCE_DOES_NOT_EXIST for an unknown run.
     """
     params = {"run_id": run_id, "latest": list(latest_keys), "cumulative": list(cumulative_keys)}
-    view = _run_from(session.execute(_run_statement(), params).all(), run_id)
+    view = _run_from(_rows(session, _run_statement(), params), run_id)
     if view is None:
         raise _not_found(f"Run with id={run_id} not found")
     return view

@@ -136,3 +136,34 @@ def test_the_gate_reads_the_database_once_and_judges_as_before(client: Any) -> N
         if label == "run":
             assert len(statements) == 1, statements  # model, version and run together
         statements.clear()
+
+
+def test_figures_read_back_exactly_as_mlflow_stores_them(client: Any) -> None:
+    """On SQLite the read comes back as one packed JSON row: every double must survive it."""
+    tracking, _ = _stores(client)
+    experiment_id = client.create_experiment(unique("exp"))
+    rid = client.create_run(experiment_id).info.run_id
+    hard = {
+        schema.CUM_TOTAL_CO2EQ_KG: 0.30000000000000004,
+        schema.CUM_CO2EQ_KG: 1 / 3,
+        schema.CUM_ENERGY_KWH: float("inf"),  # MLflow stores the largest double
+        schema.CUM_EMBODIED_KG: 2.2250738585072014e-308,
+        schema.ACCURACY_PER_KG: 123456.789e-12,
+    }
+    for key, value in hard.items():
+        client.log_metric(rid, key, value, step=0)
+    with tracking.ManagedSessionMaker() as session:
+        view = read_run(session, rid, _RUN_LATEST, _CUMULATIVE)
+    assert view.data.metrics == tracking.get_run(rid).data.metrics
+    assert view.data.metrics[schema.CUM_TOTAL_CO2EQ_KG] == 0.30000000000000004
+    assert view.maxima == {k: v for k, v in view.data.metrics.items() if k in _CUMULATIVE}
+
+
+def test_on_sqlite_the_read_is_one_packed_row() -> None:
+    import sqlalchemy as sa
+
+    from mlflow_green.registry._sql import _packed, _run_statement, _sqlite_packs_exactly
+
+    assert _sqlite_packs_exactly()
+    sql = str(_packed(_run_statement()).compile(dialect=sa.dialects.sqlite.dialect()))
+    assert sql.startswith("SELECT json_group_array(json_array(")
