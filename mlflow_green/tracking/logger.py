@@ -811,17 +811,18 @@ class AsyncLogger:
             self._unread.clear()
         self._record_error(RuntimeError(why))
 
-    def _next_batch(self) -> list[int]:
-        """The next steps to send together: in step order, within the metrics limit."""
+    def _next_batch(self, limit: int | None = None) -> list[int]:
+        """The next steps to send together: in step order, within the metrics limit, at most
+        ``limit`` of them."""
         self._read_back(_COALESCE_METRICS)
         with self._lock:
-            limit = self._unread.first()
-            steps = sorted(s for s in self._mem if limit is None or s < limit)
+            first_unread = self._unread.first()
+            steps = sorted(s for s in self._mem if first_unread is None or s < first_unread)
             batch: list[int] = []
             count = 0
             for step in steps:
                 size = len(self._mem[step].metrics)
-                if batch and count + size > _COALESCE_METRICS:
+                if (batch and count + size > _COALESCE_METRICS) or len(batch) == limit:
                     break
                 batch.append(step)
                 count += size
@@ -831,10 +832,17 @@ class AsyncLogger:
         """Send every pending step in order, then pending tags; stop at the first failure."""
         if not self._ensure_run(attempts):
             return
-        while True:
-            steps = self._next_batch()
+        # Only the epochs announced by now: those the training loop announces while this drain
+        # sends wait for the next interval. (Picking them up at once turned a drain of short
+        # epochs into one send per epoch, each with its own accuracy read: the send interval
+        # defeated, and the logger's CPU growing with the square of the run's length.)
+        with self._lock:
+            left = len(self._mem) + len(self._unread)
+        while left > 0:
+            steps = self._next_batch(limit=left)
             if not steps:
                 break
+            left -= len(steps)
             result = self._send_steps(steps, attempts=attempts)
             if result is False:
                 return

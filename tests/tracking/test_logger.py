@@ -289,6 +289,55 @@ def test_epochs_within_the_send_interval_share_one_call_and_close_sends_at_once(
     assert store.calls == 2
 
 
+class SlowStore(FakeStore):
+    """Each send takes a while, and an epoch ends meanwhile (short epochs, a busy store)."""
+
+    def __init__(self, on_send: object) -> None:
+        super().__init__()
+        self.on_send = on_send
+        self.batches: list[list[int]] = []
+
+    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
+        if metrics:
+            self.batches.append(sorted({p.step for p in metrics}))
+        super().log_batch(run_id, metrics, tags)
+        time.sleep(0.02)
+        self.on_send()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("journaled", [False, True])
+def test_epochs_that_end_during_a_send_wait_for_the_next_interval(tmp_path: Path, journaled: bool) -> None:
+    """A drain sends what was announced when it began: an epoch ending while a send is in
+    flight waits for the interval, instead of each epoch going out in a send of its own."""
+    journal = Journal(tmp_path / "r.jsonl") if journaled else None
+    next_step = [0]
+    store: SlowStore
+
+    def announce() -> None:
+        step = next_step[0]
+        if step >= 40:
+            return
+        next_step[0] += 1
+        if journal is not None:
+            logger.log_journaled([step], journal.epoch(step, {"green/energy_kwh": 0.1 * step}, 1000 + step))
+        else:
+            _epoch(logger, step)
+
+    store = SlowStore(announce)
+    logger = AsyncLogger("r", store, journal=journal, backoff_s=0, send_interval_s=30.0)
+    announce()
+    deadline = time.monotonic() + 10
+    while next_step[0] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    # Epoch 0 went at once; epoch 1 ended during that send and waits (30-s interval).
+    assert store.batches == [[0]]
+    assert logger.close(10)
+    assert store.batches == [[0], [1]] and store.steps() == [0, 1]
+    if journal is not None:
+        journal.close()
+
+
 def test_a_zero_send_interval_sends_each_epoch_as_it_ends() -> None:
     store = FakeStore()
     logger = AsyncLogger("r", store, backoff_s=0, send_interval_s=0.0)
