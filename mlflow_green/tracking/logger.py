@@ -21,6 +21,7 @@ resolved ``green/accuracy_per_kg`` is journaled (``amend``) before it is sent.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import queue
@@ -417,21 +418,19 @@ def resolve_accuracies(
             break
         history = histories[key] if histories is not None else transport.metric_history(run_id, key)
         points = sorted(history, key=lambda p: p[1])
+        times = [p[1] for p in points]
+        # best[i]: the latest point (highest step, then latest timestamp; the later one of equal
+        # pairs) among points[0..i]: each epoch's answer is one binary search, not a scan.
+        best: list[tuple[int, int, float]] = []
+        for point in points:
+            best.append(point if not best or (point[0], point[1]) >= (best[-1][0], best[-1][1]) else best[-1])
         for step, deadline in list(todo.items()):
             # Timestamps are whole milliseconds: a point of the epoch's very millisecond may
             # have been logged just after it ended (the next epoch's, in a sub-ms epoch), so
             # it counts only when nothing was logged strictly before.
-            best: tuple[int, int, float] | None = None
-            for strict in (True, False):
-                for point in points:
-                    if point[1] > deadline or (strict and point[1] == deadline):
-                        break
-                    if best is None or (point[0], point[1]) >= (best[0], best[1]):
-                        best = point
-                if best is not None:
-                    break
-            if best is not None:
-                out[step] = (key, best[2])
+            n = bisect.bisect_left(times, deadline) or bisect.bisect_right(times, deadline)
+            if n:
+                out[step] = (key, best[n - 1][2])
                 del todo[step]
     return out
 
@@ -485,6 +484,30 @@ class _Steps:
     def clear(self) -> None:
         self._runs.clear()
         self._count = 0
+
+
+class _HistoryReads:
+    """A transport's history reads, each made once (for one drain). It has ``metric_histories``
+    only where the transport has it (resolve_accuracies otherwise reads key by key)."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._read: dict[tuple[str, ...], Any] = {}
+
+    def _once(self, key: tuple[str, ...], read: Callable[[], Any]) -> Any:
+        if key not in self._read:
+            self._read[key] = read()
+        return self._read[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "metric_histories" and hasattr(self._transport, "metric_histories"):
+            return lambda run_id, keys: self._once(
+                ("*", run_id, *keys), lambda: self._transport.metric_histories(run_id, list(keys))
+            )
+        raise AttributeError(name)
+
+    def metric_history(self, run_id: str, key: str) -> Any:
+        return self._once(("1", run_id, key), lambda: self._transport.metric_history(run_id, key))
 
 
 @dataclass
@@ -556,6 +579,7 @@ class AsyncLogger:
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._drain_reads: _HistoryReads | None = None  # logger thread only, during a drain
         self._thread = threading.Thread(target=self._run, name="mlflow-green-logger", daemon=True)
         self._thread.start()
 
@@ -838,6 +862,15 @@ class AsyncLogger:
         # defeated, and the logger's CPU growing with the square of the run's length.)
         with self._lock:
             left = len(self._mem) + len(self._unread)
+        # Every epoch of this drain ended before it began: one read of the run's accuracy
+        # history serves all its batches.
+        self._drain_reads = _HistoryReads(self._transport)
+        try:
+            self._send_drain(left, attempts)
+        finally:
+            self._drain_reads = None
+
+    def _send_drain(self, left: int, attempts: int) -> None:
         while left > 0:
             steps = self._next_batch(limit=left)
             if not steps:
@@ -873,7 +906,7 @@ class AsyncLogger:
         found: dict[int, tuple[str, float]] = {}
         try:
             found = resolve_accuracies(
-                self._transport,
+                self._drain_reads if self._drain_reads is not None else self._transport,
                 run_id,
                 self._accuracy_keys,
                 {s: int(e.resolve["before_ms"]) for s, e in todo.items() if e.resolve is not None},

@@ -258,6 +258,28 @@ def test_accuracy_is_read_back_as_the_run_held_it_when_each_epoch_ended(tmp_path
     assert not state.unresolved and state.epochs[2][1]["green/accuracy_per_kg"] == pytest.approx(0.7 / 6.0)
 
 
+def test_one_history_read_serves_every_batch_of_a_drain(tmp_path: Path) -> None:
+    """A backlog of read-back epochs goes in several batches (MLflow's metric limit), and
+    the run's accuracy history is read once for all of them, not once per batch."""
+    journal = Journal(tmp_path / "r.jsonl")
+    store = HistoryStore(journal)
+    reads: list[str] = []
+    history = store.metric_history
+    store.metric_history = lambda run_id, key: reads.append(key) or history(run_id, key)  # type: ignore[method-assign]
+    logger = AsyncLogger("r", store, journal=journal, backoff_s=0, accuracy_keys=("val_acc",), send_interval_s=30.0)
+    store.user_points = [("val_acc", step, 100 * step, 0.5 + step / 1000) for step in range(200)]
+    for step in range(200):
+        metrics = {f"green/k{i}": 1.0 for i in range(20)} | {"green/cum_total_co2eq_kg": 1.0}
+        resolve = {"accuracy": None, "before_ms": 100 * step + 50, "keys": ["val_acc"]}
+        logger.log_journaled([step], journal.epoch(step, metrics, 100 * step + 50, resolve=resolve))
+    assert logger.close(10)
+    assert len(store.batch_sizes) > 3  # several batches ...
+    assert len(reads) <= 2  # ... one read per drain (the first epoch's, then the rest)
+    per_kg = {p.step: p.value for p in store.points if p.key == "green/accuracy_per_kg"}
+    assert per_kg[199] == pytest.approx(0.699)
+    journal.close()
+
+
 def test_no_accuracy_in_the_run_keeps_the_fallback(tmp_path: Path) -> None:
     store = HistoryStore()
     logger = AsyncLogger("r", store, backoff_s=0, accuracy_keys=("val_acc",))
@@ -373,3 +395,36 @@ def test_close_cuts_a_retry_back_off_short() -> None:
     assert logger.close(30)
     assert time.monotonic() - started < 2.5
     assert store.steps() == []  # still down: nothing sent, the epoch stays journaled/pending
+
+
+def _held_when_ended(points: list[tuple[int, int, float]], deadline: int) -> float | None:
+    """The rule, written out: the latest point (step, then timestamp) logged strictly before
+    the epoch ended, else in its very millisecond; None when there is none."""
+    for strict in (True, False):
+        before = [p for p in points if p[1] < deadline or (not strict and p[1] == deadline)]
+        if before:
+            # max() keeps the first of equal keys; the rule wants the last logged of them.
+            return max(reversed(sorted(before, key=lambda p: p[1])), key=lambda p: (p[0], p[1]))[2]
+    return None
+
+
+def test_the_accuracy_lookup_follows_the_rule_on_random_histories() -> None:
+    import random
+
+    from mlflow_green.tracking.logger import resolve_accuracies
+
+    class Histories:
+        def __init__(self, points: list[tuple[int, int, float]]) -> None:
+            self.points = points
+
+        def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+            return list(self.points) if key == "acc" else []
+
+    rng = random.Random(7)
+    for _ in range(200):
+        points = [(rng.randint(0, 6), rng.randint(0, 30), float(i)) for i in range(rng.randint(0, 25))]
+        deadlines = {step: rng.randint(0, 35) for step in range(8)}
+        got = resolve_accuracies(Histories(points), "r", ["missing", "acc"], deadlines)
+        for step, deadline in deadlines.items():
+            want = _held_when_ended(sorted(points, key=lambda p: p[1]), deadline)
+            assert got.get(step) == (None if want is None else ("acc", want)), (points, deadline)
