@@ -197,7 +197,7 @@ def parse_forecast(text: str, *, name: str = "forecast") -> list[ForecastPoint]:
     if stripped[0] in "[{":
         try:
             payload = json.loads(stripped)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ConfigError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         points = _from_json(payload, name)
     else:

@@ -187,15 +187,16 @@ class RunningProjection:
             scale = max(_MAD_TO_SIGMA * mad, _MAD_FLOOR * abs(med))
             if scale > 0 and abs(first - med) / scale > _OUTLIER_Z:
                 dropped = True
+        get: Callable[[int], float]
         if dropped:
             get, n = rest.__getitem__, n_rest
         else:
             j = bisect_left(rest, first)
 
-            def get(i: int) -> float:
+            def with_first(i: int) -> float:
                 return rest[i] if i < j else (first if i == j else rest[i - 1])
 
-            n = n_rest + 1
+            get, n = with_first, n_rest + 1
         rate = _median(get, n)
         value = observed + remaining * rate
         if remaining == 0:

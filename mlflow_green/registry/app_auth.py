@@ -8,6 +8,8 @@ anything. Configure basic-auth as for ``--app-name basic-auth`` (``MLFLOW_AUTH_C
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlflow_green.registry._gate import Gate
 
 
@@ -22,7 +24,7 @@ def _can_manage_budgets() -> bool:
 _gate = Gate.from_env(can_manage_budgets=_can_manage_budgets)
 
 
-def _refuse_malformed_basic_auth() -> object:
+def _refuse_malformed_basic_auth() -> Any:
     """401 for an Authorization header that is not ``Basic user:password``.
 
     MLflow 3.17's basic-auth answers such a header (e.g. ``Bearer <token>``) with an HTML 500

@@ -9,6 +9,7 @@ code as ``mlflow-green leaderboard``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from html import escape
@@ -223,7 +224,7 @@ def render_green_page(tracking_store: Any, registry_store: Any, *, prefix: str =
         body.append(
             leaderboard_section(
                 board,
-                run_link=lambda row, eid=board.experiment_id: run_link(row, eid),
+                run_link=functools.partial(run_link, exp_id=board.experiment_id),
                 heading_level=3,
             )
         )

@@ -98,7 +98,7 @@ def _statements() -> dict[str, Any] | None:
     for table in (metrics, latest):
         if not required(table) <= _METRIC_COLUMNS or not _METRIC_COLUMNS <= set(table.c.keys()):
             return None
-    keys = sa.bindparam("keys", expanding=True)
+    keys: Any = sa.bindparam("keys", expanding=True)
     return {
         "run": sa.select(runs.c.lifecycle_stage).where(runs.c.run_uuid == sa.bindparam("run")),
         "insert": metrics.insert(),

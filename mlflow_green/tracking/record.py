@@ -229,7 +229,7 @@ class _Column:
         """The sum in row order, as ``sum()`` over the records adds."""
         if self._values is not None:
             return sum(self._values)
-        out = 0
+        out: float = 0  # an int 0 first, as sum() starts
         for _ in range(self._n):
             out += self._const
         return float(out)

@@ -990,7 +990,8 @@ class Epochs:
         return self.tracker.should_stop
 
     @property
-    def records(self) -> list[EpochRecord]:
+    def records(self) -> EpochTable:
+        """Every epoch's record so far (indexing gives :class:`EpochRecord`)."""
         return self.tracker.records
 
 
