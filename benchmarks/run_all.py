@@ -37,7 +37,7 @@ PLAN: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "epoch_boundary": ("epoch_boundary", {"epochs": 300}, {"epochs": 30, "server": False}),
     "gate_latency": (
         "gate_latency",
-        {"rounds": 4, "requests_1": 50, "per_client_20": 3, "postgres": True},
+        {"rounds": 6, "requests_1": 50, "per_client_20": 3, "postgres": True},
         {"rounds": 1, "requests_1": 5, "per_client_20": 1, "postgres": False},
     ),
     "leaderboard": ("leaderboard_scale", {"runs": 10_000, "rounds": 2}, {"runs": 200, "rounds": 1}),
