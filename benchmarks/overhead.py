@@ -77,7 +77,8 @@ _LABELS = {
 }
 BENCH = "overhead"
 
-# Workload sizes: about 0.5 s per epoch on one core of a 2020s server CPU.
+# Workload sizes. TRAIN_SAMPLES is the calibration's reference (about 0.3-0.45 s an epoch on one
+# core of the 2020s server CPUs seen here); the timed runs use what calibrate() sets.
 TRAIN_SAMPLES = 32768
 # The issue's workload: epochs of about 0.5 s. Machines differ (and this VM's speed moved from
 # 0.45 s to 0.28 s a bare epoch between sessions at 32768 samples), and a fixed cost per epoch
@@ -406,7 +407,7 @@ def run(
     *, rounds: int, epochs: int, train_samples: int | None = None, save: Path | None = None
 ) -> tuple[list[Row], list[str]]:
     """``train_samples`` None: as many as give a bare epoch of about ``TARGET_EPOCH_S`` here."""
-    calibrated = []
+    calibrated: list[str] = []
     if train_samples is None:
         train_samples, measured = calibrate()
         calibrated.append(

@@ -251,12 +251,14 @@ def _sqlite_packs_exactly() -> bool:
     import sqlite3
 
     values = ", ".join(f"printf('{_EXACT}', ?)" for _ in _HARD_DOUBLES)
+    conn = sqlite3.connect(":memory:")
     try:
-        with sqlite3.connect(":memory:") as conn:
-            (packed,) = conn.execute(f"SELECT json_array({values})", _HARD_DOUBLES).fetchone()
+        (packed,) = conn.execute(f"SELECT json_array({values})", _HARD_DOUBLES).fetchone()
         return tuple(float(v) for v in json.loads(packed)) == _HARD_DOUBLES
     except (sqlite3.Error, ValueError, TypeError):
         return False
+    finally:
+        conn.close()
 
 
 def _rows(session: Any, statement: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
