@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         mlflow.end_run()
         if run is not None:
             print(f"run {run.info.run_id} in experiment {args.experiment!r}")
+    # Every rank tears the process group down together: a rank that destroys it while rank 0 is
+    # still finishing the run (seconds of I/O) can abort inside Gloo's worker threads.
+    dist.barrier()
     dist.destroy_process_group()
     return 0
 
