@@ -142,7 +142,7 @@ def test_figures_read_back_exactly_as_mlflow_stores_them(client: Any) -> None:
     """On SQLite the read comes back as one packed JSON row: every double must survive it."""
     tracking, _ = _stores(client)
     experiment_id = client.create_experiment(unique("exp"))
-    rid = client.create_run(experiment_id).info.run_id
+    rid = client.create_run(experiment_id, tags={"green.status": "ok", "note": "é" * 300}).info.run_id
     hard = {
         schema.CUM_TOTAL_CO2EQ_KG: 0.30000000000000004,
         schema.CUM_CO2EQ_KG: 1 / 3,
@@ -154,7 +154,10 @@ def test_figures_read_back_exactly_as_mlflow_stores_them(client: Any) -> None:
         client.log_metric(rid, key, value, step=0)
     with tracking.ManagedSessionMaker() as session:
         view = read_run(session, rid, _RUN_LATEST, _CUMULATIVE)
-    assert view.data.metrics == tracking.get_run(rid).data.metrics
+    mlflow_run = tracking.get_run(rid)
+    assert view.data.metrics == mlflow_run.data.metrics
+    assert view.data.tags == mlflow_run.data.tags
+    assert str(view.info.experiment_id) == str(mlflow_run.info.experiment_id)
     assert view.data.metrics[schema.CUM_TOTAL_CO2EQ_KG] == 0.30000000000000004
     assert view.maxima == {k: v for k, v in view.data.metrics.items() if k in _CUMULATIVE}
 
