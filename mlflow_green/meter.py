@@ -258,9 +258,9 @@ class EnergyMeter:
             self._raise_pending()
             if name in self._windows:
                 raise ConfigError(f"measurement window {name!r} is already open; end it first")
-            now = self._clock()
+            now, wall = self._clock(), self._wall_clock()
             self._refresh(now)
-            self._open_window(name, now)
+            self._open_window(name, now, wall)
 
     def end(self, name: str) -> Measurement:
         """Close the window ``name`` and return what it measured."""
@@ -283,11 +283,13 @@ class EnergyMeter:
             window = self._open_window_named(end_name)
             if begin_name in self._windows and begin_name != end_name:
                 raise ConfigError(f"measurement window {begin_name!r} is already open; end it first")
-            now = self._clock()
+            # Both clocks read at the same instant: the next window's wall-clock start is where
+            # this one's duration ends, however long the sampler read and the accounting take.
+            now, wall = self._clock(), self._wall_clock()
             self._refresh(now)
             self._raise_pending()
             measurement = self._close_window(window, now)
-            self._open_window(begin_name, now)
+            self._open_window(begin_name, now, wall)
             return measurement
 
     def _open_window_named(self, name: str) -> _Window:
@@ -298,11 +300,11 @@ class EnergyMeter:
             )
         return window
 
-    def _open_window(self, name: str, now: float) -> None:
+    def _open_window(self, name: str, now: float, wall: float) -> None:
         self._windows[name] = _Window(
             name=name,
             t0=now,
-            wall0=self._wall_clock(),
+            wall0=wall,
             cum0={c: tuple(s.cum_j) for c, s in self._sources.items()},
             samples0={c: s.samples for c, s in self._sources.items()},
             alive0={c: s.alive for c, s in self._sources.items()},
