@@ -853,7 +853,8 @@ class AsyncLogger:
             return batch
 
     def _drain(self, *, attempts: int) -> None:
-        """Send every pending step in order, then pending tags; stop at the first failure."""
+        """Send the steps pending when the drain begins, in order, then pending tags; stop at the
+        first failure."""
         if not self._ensure_run(attempts):
             return
         # Only the epochs announced by now: those the training loop announces while this drain
