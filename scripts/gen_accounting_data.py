@@ -309,8 +309,8 @@ def us_rows(src: dict[str, dict]) -> list[list[object]]:
             cite = (f"converted: {egrid_cite} x {ratio:.4f}, the ratio of Electricity Maps' 2023 US lifecycle figure "
                     f"({_em(src, 'US'):g}) to eGRID's US output rate ({us_direct:.1f}); no balancing authority serves most of the state")
         common = ["USA", state, row["regionCode"], state.title(), zone]
-        rows.append(common + [_r(value), UNIT, egrid["year"], LIFECYCLE, dataset, cite])
-        rows.append(common + [_r(direct), UNIT, egrid["year"], DIRECT, "egrid",
+        rows.append([*common, _r(value), UNIT, egrid["year"], LIFECYCLE, dataset, cite])
+        rows.append([*common, _r(direct), UNIT, egrid["year"], DIRECT, "egrid",
                               f"{egrid_cite}; in-state generation only, direct (combustion) emissions"])
     for zone, (code, name) in sorted(US_BAS.items(), key=lambda kv: kv[1][0]):
         if len(code) == 2:
@@ -375,7 +375,7 @@ def cloud_rows(src: dict[str, dict], countries: dict[str, list[object]],
             life = out[-1]
             if grid and iso3 == "USA" and not 1.0 <= float(life[7]) / google[region] <= 1.5:
                 raise SystemExit(f"gcp/{region}: lifecycle {life[7]} vs Google's direct {google[region]}: wrong grid?")
-            out.append(life[:7] + [google[region], UNIT, 2023, DIRECT, "google",
+            out.append([*life[:7], google[region], UNIT, 2023, DIRECT, "google",
                                    f"Google Cloud region carbon data 2023, grid carbon intensity ('average operational gross emissions', direct) of {region}: GoogleCloudPlatform/region-carbon-info data/yearly/2023.csv, https://cloud.google.com/sustainability/region-carbon",
                                    "the provider's own figure for the region", "Google Cloud region carbon data 2023"])
     return out
