@@ -47,6 +47,8 @@ MAX_INTENSITY_G_PER_KWH = 3000.0
 BASIS_LIFECYCLE = "lifecycle"
 BASIS_DIRECT = "direct"
 BASES: tuple[str, ...] = (BASIS_LIFECYCLE, BASIS_DIRECT)
+# The basis when no argument names one (autolog runs, the CLI without --basis).
+ENV_INTENSITY_BASIS = "MLFLOW_GREEN_INTENSITY_BASIS"
 
 SOURCE_FIXED = "fixed"
 SOURCE_WORLD = "world-average"
@@ -107,6 +109,13 @@ def parse_basis(raw: object) -> str:
     if basis is None:
         raise ConfigError(f"basis={raw!r}: use 'lifecycle' (the default) or 'direct'")
     return basis
+
+
+def _parse_env_basis(raw: str) -> str:
+    try:
+        return parse_basis(raw)
+    except ConfigError:
+        raise ConfigError(f"{ENV_INTENSITY_BASIS}={raw!r}: use 'lifecycle' (the default) or 'direct'") from None
 
 
 def _find(name: str, basis: str, match: dict[str, str]) -> dict[str, str] | None:
@@ -213,7 +222,7 @@ def intensity_source(
     token: str | None = None,
     base_url: str | None = None,
     timeout_s: float | None = None,
-    basis: str = BASIS_LIFECYCLE,
+    basis: str | None = None,
 ) -> IntensitySource:
     """The intensity source for a location, by precedence.
 
@@ -221,10 +230,13 @@ def intensity_source(
     ``ELECTRICITYMAPS_API_TOKEN``; base URL ``base_url`` or ``MLFLOW_GREEN_ELECTRICITYMAPS_URL``)
     > the embedded annual data. ``location`` None resolves from the environment; when nothing
     is configured the world average is used and a :class:`GreenWarning` says how to set one.
-    ``basis`` selects ``lifecycle`` (default) or ``direct`` figures; a fixed value has the basis
-    the user gave it. Bad fixed values or a basis with no figure raise
+    ``basis`` selects ``lifecycle`` or ``direct`` figures (None: ``MLFLOW_GREEN_INTENSITY_BASIS``,
+    else ``lifecycle``); a fixed value has the basis the user gave it. Bad fixed values or a basis with no figure raise
     :class:`~mlflow_green.errors.ConfigError`.
     """
+    if basis is None:
+        env_basis = _settings.env_str(ENV_INTENSITY_BASIS)
+        basis = BASIS_LIFECYCLE if env_basis is None else _parse_env_basis(env_basis)
     basis = parse_basis(basis)
     if location is None:
         location = resolve_location()

@@ -16,9 +16,8 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", help="ISO 8601 time, for a time-resolved source (Electricity Maps)")
     parser.add_argument(
         "--basis",
-        default="lifecycle",
         help="lifecycle (default: every shipped table) or direct (combustion only; eGRID US states, "
-        "Google Cloud regions, or Electricity Maps with a token)",
+        "Google Cloud regions, or Electricity Maps with a token); default MLFLOW_GREEN_INTENSITY_BASIS",
     )
     add_json_flag(parser)
 

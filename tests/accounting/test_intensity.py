@@ -195,3 +195,18 @@ def test_every_source_says_its_basis() -> None:
     assert StaticIntensity(resolve_location(country="FRA")).basis == "lifecycle"
     assert StaticIntensity(resolve_location(region="virginia"), "direct").basis == "direct"
     assert FixedIntensity(300).basis is None and FixedIntensity(300).intensity().basis is None
+
+
+def test_basis_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # autolog has no basis argument: the variable reaches every run's intensity source.
+    virginia = resolve_location(country="USA", region="virginia")
+    monkeypatch.setenv("MLFLOW_GREEN_INTENSITY_BASIS", "direct")
+    assert intensity_source(virginia).intensity().basis == "direct"
+    assert intensity_source(virginia, basis="lifecycle").intensity().basis == "lifecycle"  # argument wins
+    with pytest.raises(ConfigError, match="no direct-basis figure"):
+        intensity_source(resolve_location(country="FRA"))
+    monkeypatch.setenv("MLFLOW_GREEN_INTENSITY_BASIS", "market")
+    with pytest.raises(ConfigError, match="MLFLOW_GREEN_INTENSITY_BASIS='market'"):
+        intensity_source(virginia)
+    monkeypatch.setenv("MLFLOW_GREEN_INTENSITY_BASIS", " ")
+    assert intensity_source(virginia).intensity().basis == "lifecycle"  # blank = unset
