@@ -177,7 +177,7 @@ class _Clock:
 
 def _record_store_calls() -> list[tuple[float, float]]:
     """(start, end) of every call mlflow_green's logger thread makes to the tracking store."""
-    from mlflow_green.tracking import logger as green_logger
+    from mlflow_green.tracking import transport as green_logger
 
     calls: list[tuple[float, float]] = []
 

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from mlflow_green.tracking.autolog import autolog
     from mlflow_green.tracking.record import EpochRecord
     from mlflow_green.tracking.recover import recover
-    from mlflow_green.tracking.tracker import Epochs, GreenTracker, epochs, report_accuracy
+    from mlflow_green.tracking.epochs import Epochs, epochs
+    from mlflow_green.tracking.tracker import GreenTracker, report_accuracy
 
 __all__ = [
     "ConfigError",
@@ -41,9 +42,9 @@ _LAZY: dict[str, str] = {
     "autolog": "mlflow_green.tracking.autolog",
     "EpochRecord": "mlflow_green.tracking.record",
     "recover": "mlflow_green.tracking.recover",
-    "Epochs": "mlflow_green.tracking.tracker",
+    "Epochs": "mlflow_green.tracking.epochs",
     "GreenTracker": "mlflow_green.tracking.tracker",
-    "epochs": "mlflow_green.tracking.tracker",
+    "epochs": "mlflow_green.tracking.epochs",
     "report_accuracy": "mlflow_green.tracking.tracker",
 }
 

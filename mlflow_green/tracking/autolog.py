@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_green import _settings
-from mlflow_green.tracking.config import GreenConfig, OnBudget
+from mlflow_green.tracking.config import GreenConfig, OnBudget, current_config, set_current_config
 
 __all__ = ["autolog", "current_config", "is_enabled"]
 
@@ -43,7 +43,6 @@ class _Patch:
 
 @dataclass
 class _State:
-    config: GreenConfig = field(default_factory=GreenConfig)
     enabled: bool = False
     patches: dict[tuple[int, str], _Patch] = field(default_factory=dict)
     hooks: set[str] = field(default_factory=set)
@@ -51,11 +50,6 @@ class _State:
 
 
 _STATE = _State()
-
-
-def current_config() -> GreenConfig:
-    """The configuration of the last ``autolog()`` call (defaults before any call)."""
-    return _STATE.config
 
 
 def is_enabled() -> bool:
@@ -124,7 +118,7 @@ def autolog(
             _unpatch_all()
             _STATE.enabled = False
             # epochs() and GreenTracker take their defaults from autolog: back to defaults.
-            _STATE.config = GreenConfig()
+            set_current_config(None)
             return
         config = GreenConfig.create(
             silent=silent,
@@ -147,7 +141,7 @@ def autolog(
             report=report,
         )
         check_config(config)
-        _STATE.config = config
+        set_current_config(config)
         _STATE.enabled = True
         for module_name, patcher in _HOOK_MODULES.items():
             if module_name in sys.modules:
@@ -172,7 +166,7 @@ def check_config(config: GreenConfig) -> None:
 
 
 def _register_hook(module_name: str, patcher: str) -> None:
-    from mlflow.utils.import_hooks import register_post_import_hook
+    from mlflow_green.tracking._mlflow_compat import register_post_import_hook
 
     def hook(module: Any) -> None:
         with _STATE.lock:

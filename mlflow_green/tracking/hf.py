@@ -19,8 +19,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from mlflow_green.tracking.config import GreenConfig
-from mlflow_green.tracking.tracker import GreenTracker, abandon, guarded
+from mlflow_green.tracking.config import GreenConfig, current_config
+from mlflow_green.tracking.epochs import abandon, guarded
+from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = ["GreenHFCallback"]
 
@@ -34,8 +35,6 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
 
     def __init__(self, config: GreenConfig | None = None, **options: Any) -> None:
         if config is None:
-            from mlflow_green.tracking.autolog import current_config
-
             config = current_config()
         self.config = config.with_options(**options) if options else config
         self.tracker: GreenTracker | None = None
