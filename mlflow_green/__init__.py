@@ -17,9 +17,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from mlflow_green.errors import ConfigError, GreenError
     from mlflow_green.tracking.autolog import autolog
+    from mlflow_green.tracking.epochs import Epochs, epochs
     from mlflow_green.tracking.record import EpochRecord
     from mlflow_green.tracking.recover import recover
-    from mlflow_green.tracking.epochs import Epochs, epochs
     from mlflow_green.tracking.tracker import GreenTracker, report_accuracy
 
 __all__ = [

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_green.tracking.journal import Journal, read_journal
 from mlflow_green.tracking.failures import TransientError
+from mlflow_green.tracking.journal import Journal, read_journal
 from mlflow_green.tracking.logger import AsyncLogger
 from mlflow_green.tracking.transport import MetricPoint
 
