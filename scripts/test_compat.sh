@@ -21,7 +21,10 @@ for version in "${VERSIONS[@]}"; do
   if [ ! -f "$venv/.installed" ]; then
     "$PYTHON" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q "mlflow==$version" "nvidia-ml-py>=12" "codecarbon>=3.0,<3.4" \
+    extra=()
+    # MLflow 3.0-3.1 import SQLAlchemy pool names that SQLAlchemy 2.1 removed.
+    case "$version" in 3.0.*|3.1.*) extra+=("sqlalchemy<2.1") ;; esac
+    "$venv/bin/python" -m pip install -q "mlflow==$version" "${extra[@]}" "nvidia-ml-py>=12" "codecarbon>=3.0,<3.4" \
       "pandas>=1.5" "pyyaml>=6" "pytest>=8" "pytest-timeout>=2.2" "hypothesis>=6" "psycopg2-binary>=2.9"
     "$venv/bin/python" -m pip install -q --no-deps -e .
     touch "$venv/.installed"

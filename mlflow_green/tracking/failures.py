@@ -10,9 +10,12 @@ it met in an ``MlflowException`` raised inside the ``except`` block, so it is th
   ``Timeout``, ``OSError`` such as a refused connection or a socket timeout), a database that is
   locked or lost its connection (SQLAlchemy's ``OperationalError``/``DisconnectionError``,
   ``sqlite3.OperationalError``), :class:`TransientError`, and an ``MlflowException`` whose code
-  says so (``TEMPORARILY_UNAVAILABLE``, ``REQUEST_LIMIT_EXCEEDED``, ``DEADLINE_EXCEEDED``,
-  ``ABORTED``, ``INTERNAL_ERROR`` answered by a server) or whose HTTP status is 408, 429 or 5xx;
-- permanent: anything else (a refused batch, a missing run, bad input, a bug).
+  says so (``TEMPORARILY_UNAVAILABLE`` — MLflow's SQL store wraps a locked or lost database in
+  it —, ``REQUEST_LIMIT_EXCEEDED``, ``DEADLINE_EXCEEDED``, ``ABORTED``);
+- permanent: anything else (a refused batch, a missing run, bad input, a bug). MLflow's
+  default code ``INTERNAL_ERROR`` is not a sign of a transient fault by itself (MLflow raises
+  it for many refusals); a server's 5xx answer is classified by the REST transport, which
+  sees the status.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ TRANSIENT_MLFLOW_CODES = frozenset(
         "REQUEST_LIMIT_EXCEEDED",
         "DEADLINE_EXCEEDED",
         "ABORTED",
-        "INTERNAL_ERROR",
-        "IO_ERROR",
     }
 )
 
@@ -66,21 +67,13 @@ def _transient_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
-def _mlflow_transient(exc: BaseException) -> bool | None:
-    """True/False for an ``MlflowException`` (by its code, then its HTTP status); else None."""
+def _mlflow_transient(exc: BaseException) -> bool:
+    """An ``MlflowException`` whose error code says a retry may cure it."""
     try:
         from mlflow.exceptions import MlflowException
     except ImportError:  # pragma: no cover
-        return None
-    if not isinstance(exc, MlflowException):
-        return None
-    if str(getattr(exc, "error_code", "")) in TRANSIENT_MLFLOW_CODES:
-        return True
-    try:
-        status = int(exc.get_http_status_code())
-    except Exception:
         return False
-    return status in (408, 429) or status >= 500
+    return isinstance(exc, MlflowException) and str(exc.error_code) in TRANSIENT_MLFLOW_CODES
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -92,8 +85,7 @@ def is_transient(exc: BaseException) -> bool:
             return False
         if isinstance(link, types):
             return True
-        verdict = _mlflow_transient(link)
-        if verdict:
+        if _mlflow_transient(link):
             return True
     return False
 

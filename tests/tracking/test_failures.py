@@ -48,6 +48,7 @@ PERMANENT = [
     FileNotFoundError(2, "no such file"),
     PermissionError(13, "denied"),
     RuntimeError("bug"),
+    MlflowException("Run 'x' is not active"),  # MLflow's default code, INTERNAL_ERROR
 ]
 
 
