@@ -42,7 +42,6 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "resolve_tags": ("mlflow.tracking.context.registry", "resolve_tags"),
     "register_post_import_hook": ("mlflow.utils.import_hooks", "register_post_import_hook"),
     "SqlAlchemyStore": ("mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore"),
-    "SqlAlchemyStore._get_query": ("mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore._get_query"),
 }
 
 
@@ -104,7 +103,8 @@ def register_post_import_hook(hook: Any, module_name: str) -> None:
 
 
 def plain_sql_store(store: Any, base: type | None, hooks: tuple[str, ...]) -> bool:
-    """``store`` is MLflow's SQLAlchemy store ``base`` with none of ``hooks`` overridden."""
+    """``store`` is MLflow's SQLAlchemy store ``base`` with none of ``hooks`` overridden (a
+    hook this MLflow release does not have counts as not overridden)."""
     return (
         base is not None
         and isinstance(store, base)

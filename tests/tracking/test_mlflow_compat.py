@@ -33,8 +33,14 @@ def test_pop_active_run_forgets_the_run_without_ending_it(mlflow_local: str) -> 
     assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "RUNNING"
 
 
-def test_active_experiment_id_follows_set_experiment(mlflow_local: str) -> None:
+def test_active_experiment_id_follows_set_experiment(mlflow_local: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow
+    from mlflow.tracking import fluent
+
+    # set_experiment also exports MLFLOW_EXPERIMENT_ID on some releases: undone after the test.
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")  # recorded: restored (absent) afterwards
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    monkeypatch.setattr(fluent, "_active_experiment_id", None)
 
     experiment = mlflow.set_experiment("compat-probe")
     assert compat.active_experiment_id() == experiment.experiment_id
