@@ -42,8 +42,10 @@ test: install-dev browser
 
 # The MLflow seam tests (private names, error classification, resume, pipeline) against the
 # oldest MLflow the package claims (3.0.x) and the newest 3.x on the index; one venv per
-# version (.venv-compat-<version>, reused). COMPAT_VERSIONS="3.0.1 3.18.0" by default.
-COMPAT_VERSIONS ?= 3.0.1 3.18.0
+# version (.venv-compat-<version>, reused). The newest: 3.17.2 — 3.18.0 is listed on the index
+# but not installable from it (its pin mlflow-tracing==3.18.0 is absent); once it is, run
+# `make test-compat COMPAT_VERSIONS="3.0.1 3.18.0"`.
+COMPAT_VERSIONS ?= 3.0.1 3.17.2
 test-compat:
 	PYTHON=$(PYTHON) COMPAT_VERSIONS="$(COMPAT_VERSIONS)" scripts/test_compat.sh
 

@@ -16,11 +16,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mlflow_green.errors import ConfigError, GreenError
+    from mlflow_green.tracking.active import report_accuracy
     from mlflow_green.tracking.autolog import autolog
     from mlflow_green.tracking.epochs import Epochs, epochs
     from mlflow_green.tracking.record import EpochRecord
     from mlflow_green.tracking.recover import recover
-    from mlflow_green.tracking.tracker import GreenTracker, report_accuracy
+    from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = [
     "ConfigError",
@@ -45,7 +46,7 @@ _LAZY: dict[str, str] = {
     "Epochs": "mlflow_green.tracking.epochs",
     "GreenTracker": "mlflow_green.tracking.tracker",
     "epochs": "mlflow_green.tracking.epochs",
-    "report_accuracy": "mlflow_green.tracking.tracker",
+    "report_accuracy": "mlflow_green.tracking.active",
 }
 
 

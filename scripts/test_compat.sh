@@ -2,13 +2,13 @@
 # make test-compat: the MLflow seam tests on the oldest MLflow the package claims (3.0.x) and the
 # newest 3.x on the index. One venv per version (.venv-compat-<version>, reused), with MLflow,
 # the test tools and this package (no torch: the tests run plain loops).
-# Usage: scripts/test_compat.sh [version ...]   (default: $COMPAT_VERSIONS or "3.0.1 3.18.0")
+# Usage: scripts/test_compat.sh [version ...]   (default: $COMPAT_VERSIONS or "3.0.1 3.17.2")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VERSIONS=("$@")
 if [ ${#VERSIONS[@]} -eq 0 ]; then
-  read -r -a VERSIONS <<< "${COMPAT_VERSIONS:-3.0.1 3.18.0}"
+  read -r -a VERSIONS <<< "${COMPAT_VERSIONS:-3.0.1 3.17.2}"
 fi
 TESTS=(tests/tracking/test_mlflow_compat.py tests/tracking/test_failures.py
        tests/tracking/test_resume.py tests/tracking/test_pipeline.py)

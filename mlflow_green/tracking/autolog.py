@@ -113,6 +113,7 @@ def autolog(
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
     """
+    options = {k: v for k, v in locals().items() if k != "disable"}
     with _STATE.lock:
         if disable or _settings.disabled():
             _unpatch_all()
@@ -120,26 +121,7 @@ def autolog(
             # epochs() and GreenTracker take their defaults from autolog: back to defaults.
             set_current_config(None)
             return
-        config = GreenConfig.create(
-            silent=silent,
-            sampler=sampler,
-            country=country,
-            region=region,
-            cloud_provider=cloud_provider,
-            cloud_region=cloud_region,
-            intensity=intensity,
-            pue=pue,
-            embodied_profile=embodied_profile,
-            device_embodied_kg=device_embodied_kg,
-            node_embodied_kg=node_embodied_kg,
-            devices_per_node=devices_per_node,
-            lifetime_years=lifetime_years,
-            accuracy_metric=accuracy_metric,
-            budget_kg=budget_kg,
-            on_budget=on_budget,
-            log_every_n_epochs=log_every_n_epochs,
-            report=report,
-        )
+        config = GreenConfig.create(**options)
         check_config(config)
         set_current_config(config)
         _STATE.enabled = True
@@ -233,9 +215,7 @@ def _patch_lightning_flavor(trainer_cls: Any, flavor: str) -> None:
         def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not is_enabled():
                 return original(self, *args, **kwargs)
-            from mlflow_green.tracking.lightning import green_callback_class
-
-            cls = green_callback_class(flavor)
+            cls = _lightning_callback_class(flavor)
             callbacks = self.callbacks
             if any(isinstance(c, cls) for c in callbacks):
                 return original(self, *args, **kwargs)
@@ -253,6 +233,17 @@ def _patch_lightning_flavor(trainer_cls: Any, flavor: str) -> None:
         return fit
 
     _patch(trainer_cls, "fit", make_wrapper)
+
+
+def _lightning_callback_class(flavor: str) -> type:
+    """The callback class for ``lightning`` or ``pytorch_lightning``."""
+    if flavor == "lightning":
+        from mlflow_green.lightning import GreenCallback
+
+        return GreenCallback
+    from mlflow_green.tracking._pl_callback import GreenPLCallback
+
+    return GreenPLCallback
 
 
 def _patch_lightning(module: Any) -> None:

@@ -27,7 +27,7 @@ from mlflow_green.tracking.config import GreenConfig, current_config
 from mlflow_green.tracking.epochs import abandon, guarded
 from mlflow_green.tracking.tracker import GreenTracker
 
-__all__ = ["GreenLightningCallbackMixin", "green_callback_class"]
+__all__ = ["GreenLightningCallbackMixin"]
 
 _RUN_ID = "run_id"
 _NEXT_EPOCH = "next_epoch"
@@ -154,16 +154,3 @@ def _mlflow_logger_run(trainer: Any) -> tuple[str | None, str | None]:
             except Exception:
                 return None, None
     return None, None
-
-
-def green_callback_class(flavor: str) -> type:
-    """The callback class for ``lightning`` or ``pytorch_lightning``."""
-    if flavor == "lightning":
-        from mlflow_green.lightning import GreenCallback
-
-        return GreenCallback
-    if flavor == "pytorch_lightning":
-        from mlflow_green.tracking._pl_callback import GreenPLCallback
-
-        return GreenPLCallback
-    raise ValueError(f"unknown Lightning flavour {flavor!r}")

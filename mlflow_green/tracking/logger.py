@@ -26,15 +26,25 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.accuracy import HistoryReads, accuracy_per_kg_of, resolve_accuracies
 from mlflow_green.tracking.config import DEFAULT_SEND_INTERVAL_S
-from mlflow_green.tracking.failures import TransientError, is_transient
+from mlflow_green.tracking.failures import is_transient
 from mlflow_green.tracking.journal import SYNC_INTERVAL_S, Journal, parse_epoch_event, read_events
+from mlflow_green.tracking.messages import (
+    EpochMessage,
+    FlushMessage,
+    JournaledMessage,
+    Message,
+    RetryMessage,
+    StepRuns,
+    StopMessage,
+    TagsMessage,
+)
 from mlflow_green.tracking.schema import PREFIX
 from mlflow_green.tracking.transport import MetricPoint, Transport
 
@@ -43,15 +53,6 @@ __all__ = [
     "DEFAULT_BACKOFF_S",
     "DEFAULT_SEND_INTERVAL_S",
     "AsyncLogger",
-    "EpochMessage",
-    "FlushMessage",
-    "JournaledMessage",
-    "Message",
-    "MetricPoint",
-    "RetryMessage",
-    "StopMessage",
-    "TagsMessage",
-    "TransientError",
 ]
 
 _log = logging.getLogger(__name__)
@@ -67,94 +68,6 @@ _MAX_TAGS_PER_BATCH = 100
 _COALESCE_METRICS = 500
 # Journal bytes read back per read (a batch is ~500 metrics, ~20 kB of JSON).
 _READ_CHUNK_BYTES = 64 * 1024
-
-
-# -- messages from the training thread to the sender thread (one queue, typed) ---------------
-
-
-@dataclass(frozen=True)
-class EpochMessage:
-    """One epoch's batch held in memory (no journal, or a value the journal cannot keep)."""
-
-    step: int
-    metrics: dict[str, float]
-    timestamp_ms: int
-    resolve: dict[str, Any] | None = None
-    # Maybe in the run already (an earlier job's): looked up before it is sent.
-    uncertain: bool = False
-
-
-@dataclass(frozen=True)
-class JournaledMessage:
-    """Wake-up: epochs were announced as journal lines (their steps are in ``_unread``)."""
-
-
-@dataclass(frozen=True)
-class TagsMessage:
-    """Tags to send with or after the next batch."""
-
-    tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class FlushMessage:
-    """Handle everything queued before this, then set ``done``."""
-
-    done: threading.Event
-
-
-@dataclass(frozen=True)
-class RetryMessage:
-    """Try the backlog once more now (sent by ``close``)."""
-
-
-@dataclass(frozen=True)
-class StopMessage:
-    """The last message: send what is left and end the thread."""
-
-
-Message = EpochMessage | JournaledMessage | TagsMessage | FlushMessage | RetryMessage | StopMessage
-
-
-class _Steps:
-    """Steps in arrival order as runs of consecutive numbers: O(1) memory for a backlog."""
-
-    __slots__ = ("_count", "_runs")
-
-    def __init__(self) -> None:
-        self._runs: list[list[int]] = []  # [first, stop)
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def add(self, step: int) -> None:
-        if self._runs and self._runs[-1][1] == step:
-            self._runs[-1][1] += 1
-        else:
-            self._runs.append([step, step + 1])
-        self._count += 1
-
-    def first(self) -> int | None:
-        return self._runs[0][0] if self._runs else None
-
-    def pop_first(self) -> None:
-        run = self._runs[0]
-        run[0] += 1
-        if run[0] >= run[1]:
-            del self._runs[0]
-        self._count -= 1
-
-    def __contains__(self, step: object) -> bool:
-        return any(a <= step < b for a, b in self._runs)  # type: ignore[operator]
-
-    def __iter__(self) -> Iterator[int]:
-        for a, b in self._runs:
-            yield from range(a, b)
-
-    def clear(self) -> None:
-        self._runs.clear()
-        self._count = 0
 
 
 @dataclass
@@ -215,13 +128,13 @@ class AsyncLogger:
         # Epochs in memory, ready to send: given in memory, or read back from the journal.
         self._mem: dict[int, _Epoch] = {}
         # Journaled epochs not read back yet: their steps, and the journal bytes they are in.
-        self._unread = _Steps()
+        self._unread = StepRuns()
         self._read_pos = journal.size if journal is not None else 0
         self._known_end = self._read_pos
         self._wake_queued = False
         self._uncertain: set[int] = set()
         self._pending_tags: dict[str, str] = {}
-        self._acked = _Steps()
+        self._acked = StepRuns()
         self._healthy = True
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -432,10 +345,6 @@ class AsyncLogger:
             except Exception as exc:
                 self._record_error(exc)
         return True
-
-    @property
-    def run_created(self) -> bool:
-        return self.run_id is not None
 
     def _read_back(self, want_metrics: int) -> None:
         """Read journaled epochs into memory until ``want_metrics`` points are there (or none

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mlflow_green import _settings
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
+from mlflow_green.tracking.active import pop_active, push_active
 from mlflow_green.tracking.budget import check_budget
 from mlflow_green.tracking.config import GreenConfig, current_config
 from mlflow_green.tracking.distributed import DistInfo, broadcast_flag, dist_info, reduce_epoch
@@ -44,37 +45,10 @@ if TYPE_CHECKING:
     from mlflow_green.tracking.session import RunSession
     from mlflow_green.tracking.sink import EpochSink
 
-__all__ = ["GreenTracker", "active_tracker", "report_accuracy"]
+__all__ = ["GreenTracker"]
 
 _log = logging.getLogger("mlflow_green")
-
-_ACTIVE: list[GreenTracker] = []
 _EMPTY_TABLE = EpochTable()
-_ACTIVE_LOCK = threading.Lock()
-
-
-def active_tracker() -> GreenTracker | None:
-    """The innermost tracker currently measuring, if any."""
-    with _ACTIVE_LOCK:
-        return _ACTIVE[-1] if _ACTIVE else None
-
-
-def report_accuracy(value: float) -> None:
-    """Tell the running tracker the model's latest accuracy (used for ``green/accuracy_per_kg``).
-
-    Call it inside ``for epoch in mlflow_green.epochs(n):`` (or while a ``GreenTracker`` is
-    open), typically after evaluating; the value applies to the epoch in progress.
-    """
-    tracker = active_tracker()
-    if tracker is None:
-        if _settings.disabled():
-            return
-        raise ConfigError(
-            "report_accuracy() needs a running tracker: call it inside "
-            "'for epoch in mlflow_green.epochs(n)' or a GreenTracker block"
-        )
-    tracker.log_accuracy(value)
-
 
 def _whole_number(value: Any, what: str, minimum: int) -> int | None:
     if value is None:
@@ -247,8 +221,7 @@ class GreenTracker:
             resume=self._resume,
         )
         install_sigterm(self)
-        with _ACTIVE_LOCK:
-            _ACTIVE.append(self)
+        push_active(self)
         if self._dist.has_group:
             # Rank 0 spent a while opening the run, and its sender thread is sending the
             # provenance tags (holding the interpreter lock): let that finish (bounded), then
@@ -531,9 +504,7 @@ class GreenTracker:
                     meter.end(self._window_name)
                     self._window_open = False
         finally:
-            with _ACTIVE_LOCK:
-                if self in _ACTIVE:
-                    _ACTIVE.remove(self)
+            pop_active(self)
             try:
                 meter.close()
             except Exception:
