@@ -459,11 +459,11 @@ class Gate:
     def _create_version(self, msg: Any) -> Pending | None:
         from flask import g
 
-        rules.refuse_gate_tags([t.key for t in msg.tags])
         name = msg.name
+        source = msg.source.strip()
+        self._check_copied_gate_tags(source, {t.key: t.value for t in msg.tags if rules.is_gate_tag(t.key)})
         g.mlflow_green_after = lambda response: self._freeze_after_create(name, response)
         policy = self.policy.for_model(name)
-        source = msg.source.strip()
         is_copy = source.lower().startswith("models:/") and "/" in source[len("models:/") :].strip("/")
         if policy.gate_create == "none" or (policy.gate_create == "copies" and not is_copy):
             return None
@@ -479,6 +479,31 @@ class Gate:
         if not verdict.passed:
             raise Deny(f"carbon gate: {what} cannot enter {name}: " + " ".join(verdict.reasons))
         return Pending(name, None, verdict.evidence_tags())
+
+    def _check_copied_gate_tags(self, source: str, given: dict[str, str]) -> None:
+        """``copy_model_version`` sends the source version's tags, ``green.gate.*`` included: those
+        are accepted when they are exactly the source version's (written by this gate); any other
+        ``green.gate.*`` tag at creation is refused. The new version's record is then recomputed."""
+        if not given:
+            return
+        target = source[len("models:/") :].strip("/") if source.lower().startswith("models:/") else ""
+        src_tags: dict[str, str] = {}
+        if "/" in target or "@" in target:
+            backend = self._backend()
+            try:
+                if "/" in target:
+                    src_name, src_version = target.rsplit("/", 1)
+                    mv = backend.get_model_version(src_name, src_version)
+                else:
+                    src_name, alias = target.split("@", 1)
+                    mv = backend.get_model_version_by_alias(src_name, alias)
+                src_tags = dict(mv.tags or {})
+            except Exception as exc:
+                if not rules.not_found(exc) and getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
+                    raise
+        for key, value in given.items():
+            if src_tags.get(key) != value:
+                rules.refuse_gate_tags([key])
 
     # -- tags ----------------------------------------------------------------------------------
     def _version_tag(self, msg: Any) -> Pending | None:
