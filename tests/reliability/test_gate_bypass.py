@@ -51,6 +51,14 @@ class Gated:
         ]
         return name, versions
 
+    def planted(self, tags: dict[str, str], *totals: float) -> tuple[str, list[str]]:
+        """A model whose budget ``tags`` were written straight in the store (as by a release
+        before the gate validated them at creation), with one version per total."""
+        name, versions = self.model({}, *totals)
+        for key, value in tags.items():
+            self.store.set_registered_model_tag(name, key, value)
+        return name, versions
+
     def aliases(self, name: str) -> dict[str, str]:
         return {k: str(v) for k, v in self.store.get_registered_model(name).aliases.items()}
 
@@ -457,7 +465,12 @@ def test_malformed_budget_tag_is_never_a_pass(gated: Gated, value: str, tally: T
     from mlflow_green.registry import api
 
     tally.bad_input(f"budget tag {BUDGET_TAG}={value!r}")
-    name, (light,) = gated.model({BUDGET_TAG: value}, 0.01)  # well within any sane budget
+    fresh = f"bypass-{uuid.uuid4().hex[:8]}"
+    tally.bypass(f"registered-models/create planting {BUDGET_TAG}={value!r}")
+    resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/create", json={"name": fresh, "tags": [{"key": BUDGET_TAG, "value": value}]}, timeout=60)
+    assert resp.status_code == 403 and BUDGET_TAG in resp.json()["message"], resp.text
+    assert not gated.store.search_registered_models(f"name = '{fresh}'")
+    name, (light,) = gated.planted({BUDGET_TAG: value}, 0.01)  # well within any sane budget
     resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/alias", json={"name": name, "alias": "champion", "version": light}, timeout=60)
     assert resp.status_code == 403, resp.text
     assert BUDGET_TAG in resp.json()["message"]
@@ -470,7 +483,7 @@ def test_malformed_budget_tag_is_never_a_pass(gated: Gated, value: str, tally: T
 def test_malformed_budget_from_the_cli_is_exit_1(gated: Gated, tally: Tally) -> None:
     from tests.reliability._util import run_cli
 
-    name, (light,) = gated.model({BUDGET_TAG: "50kg"}, 0.01)
+    name, (light,) = gated.planted({BUDGET_TAG: "50kg"}, 0.01)
     tally.bad_input("mlflow-green check on a model whose budget is '50kg'")
     result = run_cli("check", "--model", name, "--version", light, "--alias", "champion", "--tracking-uri", gated.url)
     assert result.returncode == 1, str(result)
