@@ -219,8 +219,8 @@ def test_a_budget_tightened_during_the_promotion_undoes_it(
 ) -> None:
     """The handler's write and a concurrent budget change interleave (here: inside the view):
     after the write, the gate reads the budgets in the database again and undoes the alias."""
-    from mlflow.server.handlers import HANDLERS
     from mlflow.protos.model_registry_pb2 import SetRegisteredModelAlias
+    from mlflow.server.handlers import HANDLERS
 
     monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: _backend(client)))
     name = unique("m")

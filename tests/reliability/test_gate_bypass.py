@@ -725,8 +725,14 @@ def test_chunked_bodies_and_numeric_versions_are_read_as_the_handler_reads_them(
 
     tally.bypass("chunked alias set over budget")
     resp = chunked(over)
-    assert resp.status_code == 403, resp.text
-    assert chunked(good).status_code == 200
+    within = chunked(good)
+    if within.status_code == 200:  # the handler reads chunked bodies: so does the gate
+        assert resp.status_code == 403, resp.text
+    else:  # MLflow's handler (uvicorn, 3.17) reads a chunked body as empty: its own 400, for both
+        assert within.status_code == resp.status_code == 400, (within.text, resp.text)
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert multi.aliases(name).get("champion") in (None, good)
+    multi.client.set_registered_model_alias(name, "champion", good)
     tally.bypass("alias set with a numeric version")
     resp = _alias_post(multi, name, int(over))
     assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text
