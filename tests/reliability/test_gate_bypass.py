@@ -638,6 +638,29 @@ def test_later_metric_writes_cannot_improve_a_figure(multi: Gated, tally: Tally)
     assert resp.status_code == 403 and "3 kg CO2eq exceeds" in resp.json()["message"], resp.text
 
 
+def test_a_version_registered_while_its_run_runs_is_frozen_when_the_run_ends(multi: Gated, tally: Tally) -> None:
+    """Class 1/3: the record of a version made from a running run is not final; when the run ends
+    (``runs/update``, as ``mlflow.end_run`` sends it) the gate freezes the final figures, and
+    metrics logged afterwards move nothing."""
+    import json as _json
+
+    c = multi.client
+    name = f"bypass-{uuid.uuid4().hex[:8]}"
+    c.create_registered_model(name, tags={BUDGET_TAG: "2"})
+    run = c.create_run(multi.experiment_id).info.run_id
+    c.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 1.0, step=0)
+    v = str(c.create_model_version(name, f"runs:/{run}/model", run).version)
+    assert _json.loads(multi.version_tags(name, v)[schema.GATE_FOOTPRINT])["final"] is False
+    c.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 3.0, step=1)
+    c.set_terminated(run)
+    record = _json.loads(multi.version_tags(name, v)[schema.GATE_FOOTPRINT])
+    assert record["final"] is True and record["footprint"]["total_co2eq_kg"] == pytest.approx(3.0)
+    multi.store.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 0.001, step=2)
+    tally.bypass("a small total logged after the run ended, on a version registered while it ran")
+    resp = _alias_post(multi, name, v)
+    assert resp.status_code == 403 and "3 kg CO2eq exceeds" in resp.json()["message"], resp.text
+
+
 @pytest.mark.parametrize("operation", ["rename", "delete"])
 def test_budgeted_model_cannot_be_renamed_or_deleted_away(multi: Gated, operation: str, tally: Tally) -> None:
     """Class 4: renaming or deleting a budgeted model (then recreating the name without budgets)
