@@ -55,7 +55,6 @@ __all__ = [
 
 _logger = logging.getLogger("mlflow_green.gate")
 _MAX_TAG_VALUE = 4000
-_MAX_SCOPE = 1000
 _TERMINAL = ("FINISHED", "FAILED", "KILLED")
 # A promotion whose alias/stage write lost a race for the same row (UNIQUE violation, SQLite
 # lock) is run again: the database decides the order, the last write wins as in sequence.
@@ -94,28 +93,6 @@ def load_policy_or_exit() -> Policy:
     except ConfigError as exc:
         line = " ".join(str(exc).split())
         raise SystemExit(f"mlflow-green: the carbon gate refuses to start: {line}") from None
-
-
-def _evidence_to_write(current: dict[str, str], evidence: dict[str, str]) -> dict[str, str] | None:
-    """The tags to write for ``evidence``, or None when the version already carries it.
-
-    When the verdict, the figures and the reasons are those already on the version and only the
-    target differs, the target is added to ``green.gate.scope`` (``staging,champion``).
-    """
-    ignored = (schema.GATE_CHECKED_AT, schema.GATE_SCOPE)
-    same = bool(current.get(schema.GATE_CHECKED_AT)) and all(
-        current.get(key) == value for key, value in evidence.items() if key not in ignored
-    )
-    if not same:
-        return evidence
-    scopes = [part for part in current.get(schema.GATE_SCOPE, "").split(",") if part]
-    target = evidence.get(schema.GATE_SCOPE, "")
-    if target in scopes or (not target and current.get(schema.GATE_SCOPE) == ""):
-        return None
-    joined = ",".join([*scopes, target]) if target else ""
-    if len(joined) > _MAX_SCOPE:
-        return evidence
-    return {**evidence, schema.GATE_SCOPE: joined}
 
 
 def _now() -> str:
@@ -416,7 +393,7 @@ class Gate:
             raise Deny(f"carbon gate: {name} version {version} cannot take {verdict.target}: " + " ".join(verdict.reasons))
         previous = _current_holder(backend, name, alias) if alias is not None else str(mv.current_stage)
         g.mlflow_green_after = lambda _r: self._recheck(name, str(version), alias, stage, model_tags, previous)
-        evidence = _evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
+        evidence = rules.evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
         return Pending(name, str(version), evidence) if evidence else None
 
     def _recheck(
@@ -481,29 +458,7 @@ class Gate:
         return Pending(name, None, verdict.evidence_tags())
 
     def _check_copied_gate_tags(self, source: str, given: dict[str, str]) -> None:
-        """``copy_model_version`` sends the source version's tags, ``green.gate.*`` included: those
-        are accepted when they are exactly the source version's (written by this gate); any other
-        ``green.gate.*`` tag at creation is refused. The new version's record is then recomputed."""
-        if not given:
-            return
-        target = source[len("models:/") :].strip("/") if source.lower().startswith("models:/") else ""
-        src_tags: dict[str, str] = {}
-        if "/" in target or "@" in target:
-            backend = self._backend()
-            try:
-                if "/" in target:
-                    src_name, src_version = target.rsplit("/", 1)
-                    mv = backend.get_model_version(src_name, src_version)
-                else:
-                    src_name, alias = target.split("@", 1)
-                    mv = backend.get_model_version_by_alias(src_name, alias)
-                src_tags = dict(mv.tags or {})
-            except Exception as exc:
-                if not rules.not_found(exc) and getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
-                    raise
-        for key, value in given.items():
-            if src_tags.get(key) != value:
-                rules.refuse_gate_tags([key])
+        rules.check_copied_gate_tags(self._backend(), source, given)
 
     # -- tags ----------------------------------------------------------------------------------
     def _version_tag(self, msg: Any) -> Pending | None:

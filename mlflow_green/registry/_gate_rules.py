@@ -80,6 +80,56 @@ def run_id_of(msg: Any) -> str:
     return str(run_id)
 
 
+def check_copied_gate_tags(backend: Any, source: str, given: dict[str, str]) -> None:
+    """``copy_model_version`` sends the source version's tags, ``green.gate.*`` included: those
+    are accepted when they are exactly the source version's (written by the gate); any other
+    ``green.gate.*`` tag at creation is refused. The new version's record is then recomputed."""
+    if not given:
+        return
+    target = source[len("models:/") :].strip("/") if source.lower().startswith("models:/") else ""
+    src_tags: dict[str, str] = {}
+    if "/" in target or "@" in target:
+        try:
+            if "/" in target:
+                src_name, src_version = target.rsplit("/", 1)
+                mv = backend.get_model_version(src_name, src_version)
+            else:
+                src_name, alias = target.split("@", 1)
+                mv = backend.get_model_version_by_alias(src_name, alias)
+            src_tags = dict(mv.tags or {})
+        except Exception as exc:
+            if not not_found(exc) and getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
+                raise
+    for key, value in given.items():
+        if src_tags.get(key) != value:
+            refuse_gate_tags([key])
+
+
+_MAX_SCOPE = 1000
+
+
+def evidence_to_write(current: dict[str, str], evidence: dict[str, str]) -> dict[str, str] | None:
+    """The tags to write for ``evidence``, or None when the version already carries it.
+
+    When the verdict, the figures and the reasons are those already on the version and only the
+    target differs, the target is added to ``green.gate.scope`` (``staging,champion``).
+    """
+    ignored = (schema.GATE_CHECKED_AT, schema.GATE_SCOPE)
+    same = bool(current.get(schema.GATE_CHECKED_AT)) and all(
+        current.get(key) == value for key, value in evidence.items() if key not in ignored
+    )
+    if not same:
+        return evidence
+    scopes = [part for part in current.get(schema.GATE_SCOPE, "").split(",") if part]
+    target = evidence.get(schema.GATE_SCOPE, "")
+    if target in scopes or (not target and current.get(schema.GATE_SCOPE) == ""):
+        return None
+    joined = ",".join([*scopes, target]) if target else ""
+    if len(joined) > _MAX_SCOPE:
+        return evidence
+    return {**evidence, schema.GATE_SCOPE: joined}
+
+
 # -- budgets --------------------------------------------------------------------------------------
 
 _NO_FLOOR = "none"
