@@ -376,7 +376,9 @@ class Gate:
         if stage is not None and not policy.stage_gated(stage):
             return None
         backend = self._backend()
-        model_tags = rules.target(lambda: backend.registered_model_tags(name))
+        # One read of the model: its tags (budgets) and its aliases (what to restore on undo).
+        model = rules.target(lambda: backend.get_registered_model(name))
+        model_tags = dict(model.tags or {})
         if not model_is_budgeted(policy, model_tags):
             return None
         mv = rules.target(lambda: backend.get_model_version(name, str(version)))
@@ -391,7 +393,11 @@ class Gate:
         g.mlflow_green_verdict = verdict
         if not verdict.passed:
             raise Deny(f"carbon gate: {name} version {version} cannot take {verdict.target}: " + " ".join(verdict.reasons))
-        previous = _current_holder(backend, name, alias) if alias is not None else str(mv.current_stage)
+        if alias is not None:
+            holder = dict(model.aliases or {}).get(alias)
+            previous = str(holder) if holder is not None else None
+        else:
+            previous = str(mv.current_stage)
         g.mlflow_green_after = lambda _r: self._recheck(name, str(version), alias, stage, model_tags, previous)
         evidence = rules.evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
         return Pending(name, str(version), evidence) if evidence else None
@@ -534,15 +540,6 @@ class Gate:
     def _delete_model(self, msg: Any) -> Pending | None:
         self._model_leaves(msg.name, "deleting")
         return None
-
-
-def _current_holder(backend: StoreBackend, name: str, alias: str) -> str | None:
-    try:
-        return str(backend.get_model_version_by_alias(name, alias).version)
-    except Exception as exc:
-        if rules.not_found(exc) or getattr(exc, "error_code", "") == "INVALID_PARAMETER_VALUE":
-            return None
-        raise
 
 
 def _budget_tags(tags: dict[str, str]) -> dict[str, str]:

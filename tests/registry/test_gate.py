@@ -220,7 +220,7 @@ def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
     ("policy_doc", "model_tags", "alias", "expect_calls"),
     [
         # No budget tag and no policy budget: only the model's tags are read.
-        (None, {}, "champion", ["registered_model_tags"]),
+        (None, {}, "champion", ["get_registered_model"]),
         # An alias the policy does not gate: nothing is read at all.
         ({"defaults": {"gated_aliases": ["champion"]}}, {"green.budget.total_co2eq_kg": "1"}, "canary", []),
     ],
