@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlflow_green.errors import ConfigError
+from mlflow_green.registry import events
 from mlflow_green.registry.api import evaluate_with
 from mlflow_green.registry.footprint import StoreBackend, footprint_of_source
 from mlflow_green.registry.policy import Policy, parse_budget_tag, policy_from_env
@@ -100,6 +101,10 @@ _PROMOTION_WAIT_S = 30.0
 
 class _Deny(Exception):
     """A refusal: the message names the budget and the figure."""
+
+
+class _PermissionDeny(_Deny):
+    """A refusal for a missing permission: the administrator override does not stand in for it."""
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Gate:
 
     def _require_budget_permission(self, name: str, key: str) -> None:
         if self._can_manage_budgets is not None and not self._can_manage_budgets():
-            raise _Deny(
+            raise _PermissionDeny(
                 f"carbon gate: changing budget tag {key} of {name} needs MANAGE permission on "
                 "the registered model"
             )
@@ -263,7 +268,7 @@ class Gate:
             try:
                 pending = fn(message)
             except _Deny as deny:
-                override = self._override()
+                override = None if isinstance(deny, _PermissionDeny) else self._override()
                 if override is None:
                     return self._deny(str(deny))
                 pending = self._record_override(request_class.__name__, message, str(deny), override)
@@ -324,6 +329,7 @@ class Gate:
 
     @classmethod
     def _deny(cls, message: str) -> Any:
+        events.record_refusal(message)  # the audit trail; never raises
         return cls._error("PERMISSION_DENIED", message, 403)
 
     # -- stores ------------------------------------------------------------------------------
@@ -363,6 +369,7 @@ class Gate:
     ) -> _Pending | None:
         from flask import g
 
+        events.record_override(denial, reason)  # the audit trail; raises, so unrecorded = refused
         user = getattr(g, "mlflow_authenticated_user", None) or "holder of the admin token"
         record = f"{_now()} {operation} by {user}: {reason}. Refusal overridden: {denial}"
         _logger.warning("carbon gate override: %s", record)

@@ -7,6 +7,7 @@ imports it before starting any worker, so an invalid policy stops the server wit
 from __future__ import annotations
 
 from mlflow_green.registry._gate import Gate, wrap_for_server
+from mlflow_green.registry.green_api import install_green_api
 
 _gate = Gate.from_env()
 
@@ -14,6 +15,7 @@ _gate = Gate.from_env()
 def _build() -> object:
     from mlflow.server import app as flask_app
 
+    install_green_api(flask_app, _gate.policy)  # /green/api/* and the /green page
     _gate.install(flask_app)
     return wrap_for_server(flask_app)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_green.registry._gate import Gate
+from mlflow_green.registry.green_api import install_green_api
 
 
 def _can_manage_budgets() -> bool:
@@ -18,6 +19,17 @@ def _can_manage_budgets() -> bool:
     from mlflow.server.auth import sender_is_admin, validate_can_manage_registered_model
 
     return bool(sender_is_admin() or validate_can_manage_registered_model())
+
+
+def _can_read_model(name: str | None) -> bool:
+    """READ permission on registered model ``name``; ``None`` (server-wide data): admins only."""
+    from mlflow.server import auth
+
+    if auth.sender_is_admin():
+        return True
+    if name is None:
+        return False
+    return bool(auth._get_registered_model_permission(name).can_read)
 
 
 # Validated at import: ``mlflow server`` imports this module before it starts any worker.
@@ -85,6 +97,7 @@ def create_app() -> object:
     # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
     flask_app.before_request(_refuse_malformed_basic_auth)  # runs before basic-auth's own hook
     served = create_auth_app(flask_app)  # its before_request (authentication) comes next
+    install_green_api(flask_app, _gate.policy, can_read=_can_read_model)
     _gate.install(flask_app)
     return served
 
