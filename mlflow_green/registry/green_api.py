@@ -27,7 +27,7 @@ from mlflow_green.registry.events import event_log_for_store, parse_since
 from mlflow_green.registry.footprint import StoreBackend
 from mlflow_green.registry.policy import Policy
 
-__all__ = ["CHECK_ROUTE", "install_green_api"]
+__all__ = ["CHECK_ROUTE", "green_api_routes", "install_green_api"]
 
 _logger = logging.getLogger("mlflow_green.gate")
 
@@ -194,6 +194,17 @@ class _Api:
             "promotion would be refused (fail closed). Check the server log.",
             403,
         )
+
+
+def green_api_routes() -> list[tuple[str, tuple[str, ...]]]:
+    """Each mounted API route (with the server's static prefix) and its HTTP methods."""
+    from mlflow.server.handlers import _add_static_prefix
+
+    return [
+        (_add_static_prefix(CHECK_ROUTE), ("POST",)),
+        (_add_static_prefix(AUDIT_ROUTE), ("GET", "POST")),
+        (_add_static_prefix(EVENTS_ROUTE), ("GET", "POST")),
+    ]
 
 
 def _page(api: _Api) -> Any:
