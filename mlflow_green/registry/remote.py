@@ -25,7 +25,7 @@ def is_server_uri(uri: str | None) -> bool:
 
 
 def _call(uri: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException, RestException
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
@@ -43,7 +43,7 @@ def _call(uri: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
             "(mlflow server --app-name green-gate), so it has no verdict to give"
         )
     if isinstance(data, dict) and code:
-        raise MlflowException(str(data.get("message", "")), error_code=str(code))
+        raise RestException(data)  # MLflow's own exception for an error JSON (error_code kept)
     text = " ".join(response.text.split())[:300]
     raise MlflowException(f"HTTP {response.status_code} from {route}: {text}")
 

@@ -234,7 +234,7 @@ def test_check_refuses_client_options_that_would_not_be_the_servers_verdict(
     code, _, err = _cli(["check", "--model", name, "--version", version, "--write-evidence"], gated.url, capsys)
     assert code == 2 and "--write-evidence" in err
     # --local says, every time, that it is not the server's verdict
-    code, out, err = _cli(
+    code, _, err = _cli(
         ["check", "--model", name, "--version", version, "--alias", "champion", "--policy", str(policy), "--local"],
         gated.url, capsys,
     )
