@@ -256,3 +256,45 @@ def test_plain_server_has_no_verdict_to_give(mlflow_server: MlflowServer, capsys
     code, _, err = _cli(["audit"], mlflow_server.url, capsys)
     assert code == 2 and "not a gated server" in err
     assert schema.GATE_VERDICT not in client.get_model_version(name, version).tags
+
+
+@pytest.mark.postgres
+def test_every_worker_writes_one_trail_on_postgres(tmp_path: Path) -> None:
+    """Two uvicorn workers on PostgreSQL: each creates the table on its first refusal (racing),
+    every refusal lands in the one table, and any worker lists all of them."""
+    import threading
+
+    from mlflow import MlflowClient
+
+    from tests._servers import create_postgres_database, drop_postgres_database, postgres_available
+
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    uri = create_postgres_database("green_trail")
+    server = start_mlflow_server(tmp_path, backend_uri=uri, app_name="green-gate", extra_args=["--workers", "2"])
+    try:
+        client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+        exp = client.create_experiment(unique("exp"))
+        name = unique("m")
+        version = register(client, name, log_green_run(client, exp, 3.0), model_tags={BUDGET: "1"})
+        statuses: list[int] = []
+
+        def promote(alias: str) -> None:
+            body = {"name": name, "alias": alias, "version": version}
+            statuses.append(requests.post(server.url + "/api/2.0/mlflow/registered-models/alias", json=body, timeout=120).status_code)
+
+        threads = [threading.Thread(target=promote, args=(f"a{i}",)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        assert statuses == [403] * 8
+        log = EventLog.from_uri(uri)
+        assert sorted(e.target or "" for e in log.events(model=name)) == sorted(f"alias=a{i}" for i in range(8))
+        log.engine.dispose()
+        for _ in range(4):  # whichever worker answers
+            listed = requests.get(server.url + "/green/api/events", params={"model": name}, timeout=60).json()["events"]
+            assert len(listed) == 8
+    finally:
+        server.kill()
+        drop_postgres_database(uri)
