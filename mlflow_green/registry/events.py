@@ -35,7 +35,7 @@ _logger = logging.getLogger("mlflow_green.gate")
 
 EVENTS_TABLE = "mlflow_green_gate_events"
 _MAX_TEXT = 4000
-_TARGET_FIELDS = ("alias", "stage", "key", "new_name", "source")
+_TARGET_FIELDS = ("alias", "stage", "key", "value", "new_name", "source", "run_id", "run_uuid")
 
 
 @dataclass(frozen=True)
