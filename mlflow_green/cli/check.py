@@ -54,6 +54,9 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
         "promotion would pass, 1 over budget or without evidence, 2 usage or connection error."
     )
     add_target_options(parser, alias_required=False)
+    for action in parser._actions:
+        if action.dest == "policy":
+            action.help = "policy YAML file for a local store or --local (default: MLFLOW_GREEN_POLICY); a server uses its own"
     parser.add_argument("--stage", help="stage the version is meant for (Staging, Production)")
     parser.add_argument(
         "--write-evidence",

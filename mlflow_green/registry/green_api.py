@@ -219,10 +219,10 @@ def _page(api: _Api) -> Any:
         _get_tracking_store,
     )
 
-    from mlflow_green.reports.green_page import render_green_page
-
     prefix = os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
     try:
+        from mlflow_green.reports.green_page import render_green_page
+
         html_text = render_green_page(
             _get_tracking_store(),
             _get_model_registry_store(),
