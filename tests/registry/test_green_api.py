@@ -298,3 +298,19 @@ def test_every_worker_writes_one_trail_on_postgres(tmp_path: Path) -> None:
     finally:
         server.kill()
         drop_postgres_database(uri)
+
+
+def test_promote_takes_the_servers_verdict_not_the_clients_policy(
+    gated: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("defaults:\n  budgets: {total_co2eq_kg: 0.1}\n")  # the client's, not the server's
+    name, version = gated.version("pol", {}, 4.0)  # the server's policy: 5 model-wide, 3 at champion
+    with mock.patch.dict(os.environ, {"MLFLOW_GREEN_POLICY": str(strict)}):
+        code, out, err = _cli(["promote", "--model", name, "--version", version, "--alias", "prod", "--json"], gated.url, capsys)
+        assert code == 0, err
+        assert json.loads(out)["promoted"] is True
+        assert gated.client.get_model_version_by_alias(name, "prod").version == version
+        code, out, err = _cli(["promote", "--model", name, "--version", version, "--alias", "champion"], gated.url, capsys)
+    assert code == 1 and err.startswith("mlflow-green: promotion refused: FAIL:") and "budget of 3" in err
+    assert "champion" not in gated.client.get_registered_model(name).aliases
