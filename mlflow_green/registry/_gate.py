@@ -25,6 +25,7 @@ from typing import Any
 from mlflow_green.errors import ConfigError
 from mlflow_green.registry import _gate_rules as rules
 from mlflow_green.registry import _mlflow_seams as seams
+from mlflow_green.registry import events
 from mlflow_green.registry._gate_rules import Deny, Forbidden, Pending, TargetMissing
 from mlflow_green.registry.api import (
     ENV_ADMIN_TOKEN,
@@ -266,6 +267,7 @@ class Gate:
 
     @classmethod
     def _deny(cls, message: str) -> Any:
+        events.record_refusal(message)  # the audit trail; never raises
         return cls._error("PERMISSION_DENIED", message, 403)
 
     # -- stores ------------------------------------------------------------------------------
@@ -296,6 +298,7 @@ class Gate:
     def _record_override(self, operation: str, message: Any, denial: str, reason: str) -> Pending | None:
         from flask import g
 
+        events.record_override(denial, reason)  # the audit trail; raises, so unrecorded = refused
         user = getattr(g, "mlflow_authenticated_user", None) or "holder of the admin token"
         record = f"{_now()} {operation} by {user}: {reason}. Refusal overridden: {denial}"[:_MAX_TAG_VALUE]
         _logger.warning("carbon gate override: %s", record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["mount_green_page"]
@@ -16,8 +17,14 @@ __all__ = ["mount_green_page"]
 _logger = logging.getLogger("mlflow_green.gate")
 
 
-def mount_green_page(flask_app: Any) -> None:
-    """Add ``GET /green`` (under the server's ``--static-prefix``) to ``flask_app``, once."""
+def mount_green_page(
+    flask_app: Any, *, sections: Callable[[], dict[str, Any]] | None = None
+) -> None:
+    """Add ``GET /green`` (under the server's ``--static-prefix``) to ``flask_app``, once.
+
+    ``sections()`` gives the gate's extra sections (``audit``, ``events``:
+    :func:`mlflow_green.registry.green_api.install_green_api` returns it), read per request.
+    """
     from mlflow_green.registry import _mlflow_seams as seams
 
     route = seams.static_prefix("/green")
@@ -25,12 +32,12 @@ def mount_green_page(flask_app: Any) -> None:
         return
 
     def green_page() -> Any:
-        return _render()
+        return _render(sections)
 
     flask_app.add_url_rule(route, "mlflow_green_page", green_page, methods=["GET"])
 
 
-def _render() -> Any:
+def _render(sections: Callable[[], dict[str, Any]] | None) -> Any:
     from flask import Response
 
     from mlflow_green.registry import _mlflow_seams as seams
@@ -38,7 +45,10 @@ def _render() -> Any:
 
     prefix = os.environ.get(seams.static_prefix_env(), "").rstrip("/")
     try:
-        page = render_green_page(seams.tracking_store(), seams.registry_store(), prefix=prefix)
+        extra = sections() if sections is not None else {}
+        page = render_green_page(
+            seams.tracking_store(), seams.registry_store(), prefix=prefix, **extra
+        )
     except Exception as exc:  # a report must not take the server down, nor answer 5xx
         _logger.exception("the /green page failed")
         text = " ".join(str(exc).split())[:300]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,11 +103,15 @@ def test_reads_and_unrelated_writes_pass_through(app: Any) -> None:
     assert resp.get_data(as_text=True) == HANDLER_RAN
 
 
-def test_admin_override_token_must_match(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_admin_override_token_must_match(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from mlflow_green.registry import events
+
     flask_app = _routed_app("gate-override-test")
     Gate(Policy(), admin_token="s3cret").install(flask_app)
     recorded: list[Any] = []
     monkeypatch.setattr(Gate, "_write", lambda self, pending: recorded.append(pending))
+    trail = events.EventLog.from_uri(f"sqlite:///{tmp_path / 'trail.db'}")
+    monkeypatch.setattr(events, "_server_log", lambda: trail)  # no tracking store in this app
     client = flask_app.test_client()
     body = {"name": "m", "key": "green.gate.verdict", "value": "pass"}
     url = "/api/2.0/mlflow/registered-models/set-tag"
@@ -115,6 +120,23 @@ def test_admin_override_token_must_match(monkeypatch: pytest.MonkeyPatch) -> Non
     assert resp.get_data(as_text=True) == HANDLER_RAN
     (pending,) = recorded
     assert pending.on_model and "audit fix" in pending.tags["green.gate.override"]
+    assert [(e.kind, e.override_reason) for e in trail.events()] == [("refusal", None), ("override", "audit fix")]
+
+
+def test_an_override_that_cannot_be_recorded_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow_green.registry import events
+
+    flask_app = _routed_app("gate-override-unrecorded")
+    Gate(Policy(), admin_token="s3cret").install(flask_app)
+
+    def broken() -> Any:
+        raise RuntimeError("trail database unavailable")
+
+    monkeypatch.setattr(events, "_server_log", broken)
+    body = {"name": "m", "key": "green.gate.verdict", "value": "pass"}
+    headers = {"X-MLflow-Green-Override": "s3cret", "X-MLflow-Green-Override-Reason": "audit fix"}
+    resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/set-tag", json=body, headers=headers)
+    assert resp.status_code == 403 and "trail database unavailable" in resp.get_json()["message"]
 
 
 # -- what one gated request reads ---------------------------------------------------------------
