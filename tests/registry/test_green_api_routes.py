@@ -17,9 +17,13 @@ def test_routes_follow_the_static_prefix(monkeypatch: pytest.MonkeyPatch, prefix
         monkeypatch.setenv(STATIC_PREFIX_ENV_VAR, prefix)
     else:
         monkeypatch.delenv(STATIC_PREFIX_ENV_VAR, raising=False)
+    from mlflow_green.reports.server_page import mount_green_page
+
     app = Flask("green-api-routes")
-    install_green_api(app, Policy())
+    sections = install_green_api(app, Policy())
     install_green_api(app, Policy())  # idempotent: every worker calls it
+    mount_green_page(app, sections=sections)
+    mount_green_page(app, sections=sections)
     rules = [r.rule for r in app.url_map.iter_rules() if r.endpoint.startswith("mlflow_green_")]
     assert sorted(rules) == sorted(f"{root}{p}" for p in ("/green", "/green/api/audit", "/green/api/check", "/green/api/events"))
     assert [path for path, _ in green_api_routes()] == [f"{root}/green/api/{p}" for p in ("check", "audit", "events")]
