@@ -125,6 +125,7 @@ class EnergyMeter:
         self._closed = False
         self._windows: dict[str, _Window] = {}
         self._problems: list[str] = []
+        self._logged_notes: set[str] = set()
         self._pending_error: BaseException | None = None
         self._sources: dict[Component, _Source] = {}
         for sampler in samplers:
@@ -454,9 +455,13 @@ class EnergyMeter:
         drain = getattr(src.sampler, "drain_notes", None)
         if drain is not None:
             for note in drain():
-                _logger.info("%s sampler: %s", src.component, note)
+                if note not in self._logged_notes:  # a repeated condition is logged once
+                    self._logged_notes.add(note)
+                    _logger.info("%s sampler: %s", src.component, note)
                 for window in self._windows.values():
-                    window.notes.setdefault(src.component, []).append(note)
+                    kept = window.notes.setdefault(src.component, [])
+                    if note not in kept:  # a condition re-reported at every read: once
+                        kept.append(note)
 
     @staticmethod
     def _integrate_whole(src: _Source, whole: tuple[float, ...], now: float) -> None:

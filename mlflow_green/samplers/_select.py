@@ -42,6 +42,8 @@ class Diagnosis:
     reason: str
     devices: tuple[DeviceInfo, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The machine-wide method under a ``share:<basis>`` method (else the method itself).
+    base_method: str = ""
 
 
 def parse_spec(spec: str | None = None) -> SamplerSpec:
@@ -245,6 +247,7 @@ def diagnose(
                     reason=reason,
                     devices=sampler.devices,
                     notes=tuple(getattr(sampler, "notes", ())),
+                    base_method=str(getattr(getattr(sampler, "inner", sampler), "method", "")),
                 )
             )
         finally:

@@ -70,7 +70,6 @@ class _Device:
     busy_ms: dict[int, float] = field(default_factory=dict)
     mem_share: float | None = None
     ours_seen: bool = False
-    warned: bool = False
 
 
 def _running(nvml: Any, handle: Any) -> list[tuple[int, float]]:
@@ -139,6 +138,7 @@ class GpuShareSampler:
                 dev.mig_fraction = self._mig_fraction(handle, migs)
             self._devices.append(dev)
         self._notes: list[str] = []
+        self._primed = False
         self._last_whole: list[float] | None = None
         self._cum: list[float] = [0.0] * len(self._devices)
         self._whole: list[float] = [0.0] * len(self._devices)
@@ -193,6 +193,7 @@ class GpuShareSampler:
         ours = set(self._pids())
         for dev in self._devices:
             self._interval_share(dev, ours)  # sets the baselines: timestamps, busy times
+        self._primed = True
 
     # -- shares --------------------------------------------------------------------------
 
@@ -250,8 +251,7 @@ class GpuShareSampler:
             if total > 0:
                 share = mine / total
         if share <= 0 and not dev.ours_seen:
-            if not dev.warned:
-                dev.warned = True
+            if self._primed:  # every interval says so (the meter keeps one per window)
                 self._notes.append(
                     f"no process of this job is in NVML's process list of GPU {dev.uuid} "
                     "(a container's PID namespace hides host PIDs?): the whole device is "

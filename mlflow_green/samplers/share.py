@@ -240,7 +240,8 @@ class HostShareSampler:
             else "resident memory of this process tree over the machine's memory in use"
         )
         self.description = f"share ({what}) of the machine's {inner.method}: {inner_desc}"
-        self.notes: tuple[str, ...] = tuple(getattr(inner, "notes", ())) + (
+        self.notes: tuple[str, ...] = (
+            *getattr(inner, "notes", ()),
             f"{self.component} energy is this process tree's share ({self.basis}) of the "
             f"machine's {inner.method} figure; share=False charges the whole machine",
         )
