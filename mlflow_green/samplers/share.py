@@ -27,6 +27,8 @@ costs a few microseconds per process of the tree.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -121,6 +123,8 @@ class ProcessTree:
         self._stat: dict[int, _ProcFile] = {}
         self._children: dict[int, _ProcFile] = {}
         self._pid_at_open = os.getpid()
+        self._cached: tuple[float, TreeReading] | None = None
+        self.users = 0
         self.read()  # fail now (the caller falls back) rather than at the first window
 
     @property
@@ -153,8 +157,17 @@ class ProcessTree:
             if f is not None:
                 f.close()
 
-    def read(self) -> TreeReading:
-        """The tree now. Raises SamplerError when the root itself cannot be read."""
+    def read(self, max_age_s: float = 0.0) -> TreeReading:
+        """The tree now (or the reading taken less than ``max_age_s`` ago, for the CPU and
+        RAM samplers read at one edge). Raises SamplerError when the root cannot be read."""
+        now = time.monotonic()
+        if self._cached is not None and now - self._cached[0] < max_age_s:
+            return self._cached[1]
+        reading = self._read()
+        self._cached = (time.monotonic(), reading)
+        return reading
+
+    def _read(self) -> TreeReading:
         if os.getpid() != self._pid_at_open:  # a forked child measures its own tree
             self.close()
             self._root, self._pid_at_open = os.getpid(), os.getpid()
@@ -186,6 +199,32 @@ class ProcessTree:
     def close(self) -> None:
         for pid in list(self._stat) + list(self._children):
             self._drop(pid)
+
+
+# The CPU and RAM samplers are read one after the other at an edge: one tree read serves both.
+_SAME_EDGE_S = 0.002
+_TREE_LOCK = threading.Lock()
+_TREE: ProcessTree | None = None
+
+
+def _shared_tree() -> ProcessTree:
+    """This process's tree, shared by the host share samplers of one process."""
+    global _TREE
+    with _TREE_LOCK:
+        if _TREE is None or _TREE.root != os.getpid():
+            _TREE = ProcessTree()
+        _TREE.users += 1
+        return _TREE
+
+
+def _release_tree(tree: ProcessTree) -> None:
+    global _TREE
+    with _TREE_LOCK:
+        tree.users -= 1
+        if tree.users <= 0:
+            tree.close()
+            if _TREE is tree:
+                _TREE = None
 
 
 def _machine_reader(component: Component) -> tuple[_ProcFile | None, Callable[[], tuple[float, float]] | None]:
@@ -223,12 +262,15 @@ class HostShareSampler:
         self.component: Component = inner.component
         self.basis = BASIS_CPU_TIME if inner.component == "cpu" else BASIS_RSS
         self._proc: _ProcFile | None = None
-        if machine is None:
+        # The estimate samplers read the same /proc file at the same instant: reuse it.
+        self._reuse = machine is None and hasattr(inner, "last_reading")
+        if machine is None and not self._reuse:
             self._proc, machine = _machine_reader(inner.component)
             if machine is None:
                 raise SamplerError("/proc/stat and /proc/meminfo are needed for a host share")
         self._machine = machine
-        self._tree = tree if tree is not None else ProcessTree()
+        self._own_tree = tree is None
+        self._tree = tree if tree is not None else _shared_tree()
         self._last: tuple[float, float, float] | None = None  # (inner J, tree, machine)
         self._cum_j = 0.0
         self._whole_j = 0.0
@@ -283,8 +325,14 @@ class HostShareSampler:
     def read_energy_j(self) -> tuple[float, ...]:
         whole = sum(self._inner.read_energy_j())
         try:
-            reading = self._tree.read()
-            mach, _total = self._machine()
+            reading = self._tree.read(max_age_s=_SAME_EDGE_S)
+            last = getattr(self._inner, "last_reading", None) if self._reuse else None
+            if last is not None:
+                mach = float(last[0])
+            elif self._machine is not None:
+                mach, _total = self._machine()
+            else:
+                raise SamplerError(f"the {self.component} sampler gave no machine reading")
         except SamplerError:
             raise
         except Exception as exc:
@@ -315,6 +363,9 @@ class HostShareSampler:
         try:
             self._inner.close()
         finally:
-            self._tree.close()
+            if self._own_tree:
+                _release_tree(self._tree)
+            else:
+                self._tree.close()
             if self._proc is not None:
                 self._proc.close()
