@@ -14,7 +14,9 @@ process on it. :class:`HostShareSampler` wraps the machine-wide sampler and char
   (MemTotal - MemAvailable), mean of the two edges. Pages shared between a parent and its
   forked children count in each (RSS, not PSS), so the share is capped at 1.
 
-The tree is rooted at this process. Live descendants are found through
+The tree is rooted at this process, whose own CPU time is read at nanosecond resolution
+(``CLOCK_PROCESS_CPUTIME_ID`` and ``getrusage(RUSAGE_CHILDREN)``); its descendants' comes from
+their ``stat`` files in clock ticks (10 ms). Live descendants are found through
 ``/proc/<pid>/task/<pid>/children`` (children forked by the main thread, which is where
 DataLoader and multiprocessing start them); a child forked by another thread counts once it
 has exited and been waited for. The files are kept open and re-read with ``pread``: an edge
@@ -27,6 +29,7 @@ costs a few microseconds per process of the tree.
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -109,6 +112,12 @@ def _parse_stat(raw: bytes) -> tuple[float, float]:
     return ticks / _TICK, int(fields[21]) * _PAGE
 
 
+def _own_cpu_seconds() -> float:
+    """This process's CPU time (all threads, ns) plus its waited-for children's (us)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
 class ProcessTree:
     """CPU time and RSS of a process and its live descendants, from ``/proc``.
 
@@ -123,6 +132,7 @@ class ProcessTree:
         self._stat: dict[int, _ProcFile] = {}
         self._children: dict[int, _ProcFile] = {}
         self._pid_at_open = os.getpid()
+        self._own = os.getpid() if proc_root == "/proc" else -1
         self._cached: tuple[float, TreeReading] | None = None
         self.users = 0
         self.read()  # fail now (the caller falls back) rather than at the first window
@@ -170,7 +180,7 @@ class ProcessTree:
     def _read(self) -> TreeReading:
         if os.getpid() != self._pid_at_open:  # a forked child measures its own tree
             self.close()
-            self._root, self._pid_at_open = os.getpid(), os.getpid()
+            self._root = self._pid_at_open = self._own = os.getpid()
         cpu = rss = 0.0
         seen: list[int] = []
         stack = [self._root]
@@ -188,6 +198,8 @@ class ProcessTree:
                     raise SamplerError(f"cannot read /proc/{pid}/stat: {exc}") from exc
                 self._drop(pid)  # exited: its time is in its parent's cutime once waited for
                 continue
+            if pid == self._own:
+                c = _own_cpu_seconds()  # the same sum at ns/us resolution, not clock ticks
             cpu += c
             rss += r
             seen.append(pid)
@@ -316,7 +328,13 @@ class HostShareSampler:
         if self.component == "cpu":
             busy = mach1 - mach0
             used = tree1 - tree0
-            share = used / busy if busy > 0 else 0.0
+            if busy <= 0:
+                # /proc/stat moves in clock ticks: an interval shorter than one keeps the last
+                # share (before any, the job's whole if it ran at all: never charge nobody).
+                if self.last_share is not None:
+                    return self.last_share
+                return 1.0 if used > 0 else 0.0
+            share = used / busy
         else:
             mean_used = (mach0 + mach1) / 2
             share = (tree0 + tree1) / 2 / mean_used if mean_used > 0 else 0.0

@@ -119,8 +119,8 @@ def all_reduce_sum(values: Sequence[float]) -> list[float]:
 # multi-node job) one IT energy per node.
 (
     _GPU, _CPU, _RAM, _POWER, _COUNT, _DURATION, _START, _INTENSITY, _ACC, _ACC_KNOWN,
-    _CARBON, _PUE0, _HEAD,
-) = range(13)
+    _CARBON, _PUE0, _GPU_WHOLE, _CPU_WHOLE, _GPU_SHARED, _CPU_SHARED, _HEAD,
+) = range(17)
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,9 @@ class ReducedEpoch:
     degraded_ranks: tuple[int, ...] = ()
     # IT energy of each node (multi-node jobs; empty otherwise), in node order.
     per_node_kwh: tuple[float, ...] = ()
+    # The job's share of the shared GPUs / host CPUs (None when no rank shares them).
+    gpu_share: float | None = None
+    cpu_share: float | None = None
 
 
 def reduce_epoch(
@@ -143,6 +146,8 @@ def reduce_epoch(
     degraded: bool = False,
     pue: float | None = None,
     node: tuple[int, int] | None = None,
+    gpu_share: float | None = None,
+    cpu_share: float | None = None,
 ) -> ReducedEpoch:
     """The job's epoch: energies summed over ranks, timing/accuracy of rank 0.
 
@@ -153,8 +158,10 @@ def reduce_epoch(
     node's), the result's intensity is ``sum(E_r x PUE_r x I_r) / (E x PUE_0)`` — the value
     that makes the job's energy ``E`` times rank 0's PUE equal the sum over the nodes. Without
     ``pue`` it is rank 0's intensity. ``node`` = (this rank's node index, number of nodes)
-    adds the per-node energies. Every rank must call this at the same point of its epoch:
-    it is a collective.
+    adds the per-node energies. ``gpu_share``/``cpu_share``: this rank's share of its
+    shared devices over the epoch (None: not shared); the result's shares are the job's
+    (shared energy over whole-device energy, summed over the ranks). Every rank must call
+    this at the same point of its epoch: it is a collective.
     """
     zero = info.is_global_zero
     world = info.world_size
@@ -180,6 +187,10 @@ def reduce_epoch(
     vec[_HEAD + world + info.rank] = 1.0 if degraded else 0.0
     if node is not None:
         vec[_HEAD + 2 * world + node[0]] = mine
+    vec[_GPU_WHOLE] = _whole(local.gpu_energy_kwh, gpu_share)
+    vec[_CPU_WHOLE] = _whole(local.cpu_energy_kwh, cpu_share)
+    vec[_GPU_SHARED] = 1.0 if gpu_share is not None else 0.0
+    vec[_CPU_SHARED] = 1.0 if cpu_share is not None else 0.0
     out = all_reduce_sum(vec)
     energy = EpochEnergy(
         start_unix_s=out[_START],
@@ -201,7 +212,20 @@ def reduce_epoch(
         accuracy=out[_ACC] if out[_ACC_KNOWN] > 0 else None,
         degraded_ranks=tuple(r for r in range(world) if out[_HEAD + world + r] > 0),
         per_node_kwh=tuple(out[_HEAD + 2 * world :]),
+        gpu_share=_ratio(out[_GPU], out[_GPU_WHOLE]) if out[_GPU_SHARED] > 0 else None,
+        cpu_share=_ratio(out[_CPU], out[_CPU_WHOLE]) if out[_CPU_SHARED] > 0 else None,
     )
+
+
+def _whole(shared_kwh: float, share: float | None) -> float:
+    """The whole-device energy behind a shared figure (the figure itself when unshared)."""
+    if share is None:
+        return shared_kwh
+    return shared_kwh / share if share > 0 else 0.0
+
+
+def _ratio(part: float, whole: float) -> float:
+    return min(part / whole, 1.0) if whole > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -225,38 +249,57 @@ def node_key() -> str:
     return f"host-{socket.gethostname()}"
 
 
+_SITE_BYTES = 192  # node key, location and source of one rank, UTF-8, truncated
+
+
+def _encode_site(texts: Sequence[str]) -> list[float]:
+    raw = "\x1f".join(texts).encode("utf-8")[:_SITE_BYTES]
+    return [float(b) for b in raw] + [0.0] * (_SITE_BYTES - len(raw))
+
+
+def _decode_site(values: Sequence[float]) -> list[str]:
+    raw = bytes(round(v) & 0xFF for v in values).rstrip(b"\x00")
+    return raw.decode("utf-8", errors="replace").split("\x1f")
+
+
 def gather_nodes(
     info: DistInfo, *, location: str, intensity_source: str, intensity_g_per_kwh: float, pue: float
 ) -> tuple[list[NodeSite], int]:
     """Every node's site (a collective, once at the start) and this rank's node index.
 
+    One ``all_reduce`` (as the epochs use, on gloo and NCCL alike): each rank fills its own
+    slot with its node key, location and source (UTF-8 bytes) and its intensity and PUE.
     Nodes are ordered by their node rank (or host name); a node's site is its lowest rank's.
     """
-    mine = (node_key(), info.rank, location, intensity_source, float(intensity_g_per_kwh), float(pue))
-    if info.has_group:
-        import torch.distributed as dist
-
-        gathered: list[object] = [None] * info.world_size
-        dist.all_gather_object(gathered, mine)
-        rows = [tuple(g) for g in gathered if isinstance(g, tuple)]  # type: ignore[arg-type]
-    else:
-        rows = [mine]
-    by_key: dict[str, list[tuple]] = {}  # type: ignore[type-arg]
-    for row in sorted(rows, key=lambda r: (_node_order(str(r[0])), int(r[1]))):
-        by_key.setdefault(str(row[0]), []).append(row)
+    key = node_key()
+    width = _SITE_BYTES + 3
+    vec = [0.0] * (width * info.world_size)
+    slot = info.rank * width
+    vec[slot : slot + _SITE_BYTES] = _encode_site((key, location, intensity_source))
+    vec[slot + _SITE_BYTES : slot + width] = [float(intensity_g_per_kwh), float(pue), 1.0]
+    out = all_reduce_sum(vec) if info.has_group else vec
+    rows: list[tuple[str, int, str, str, float, float]] = []
+    for rank in range(info.world_size):
+        base = rank * width
+        if out[base + width - 1] <= 0:
+            continue  # a rank that sent nothing (it measures nothing: no site)
+        texts = [*_decode_site(out[base : base + _SITE_BYTES]), "", "", ""]
+        rows.append((texts[0], rank, texts[1], texts[2], out[base + _SITE_BYTES], out[base + _SITE_BYTES + 1]))
+    by_key: dict[str, list[tuple[str, int, str, str, float, float]]] = {}
+    for row in sorted(rows, key=lambda r: (_node_order(r[0]), r[1])):
+        by_key.setdefault(row[0], []).append(row)
     sites = [
         NodeSite(
-            key=key,
-            location=str(first[2]),
-            intensity_source=str(first[3]),
-            intensity_g_per_kwh=float(first[4]),
-            pue=float(first[5]),
-            ranks=tuple(int(r[1]) for r in group),
+            key=k,
+            location=group[0][2],
+            intensity_source=group[0][3],
+            intensity_g_per_kwh=group[0][4],
+            pue=group[0][5],
+            ranks=tuple(r[1] for r in group),
         )
-        for key, group in by_key.items()
-        for first in [group[0]]
+        for k, group in by_key.items()
     ]
-    index = next(i for i, site in enumerate(sites) if site.key == mine[0])
+    index = next((i for i, site in enumerate(sites) if info.rank in site.ranks), 0)
     return sites, index
 
 

@@ -31,6 +31,7 @@ from mlflow_green.tracking.distributed import (
     reduce_hardware,
 )
 from mlflow_green.tracking.record import EpochEnergy, EpochRecord, EpochTable, Ledger
+from mlflow_green.tracking.scaleout import ScaleOut
 
 __all__ = [
     "Epochs",
@@ -160,6 +161,7 @@ class GreenTracker:
         self._accuracy_deferred = False
         self._warned: set[str] = set()
         self._problems: list[str] = []
+        self._scale = ScaleOut(DistInfo(), "off")  # replaced at start()
         # Epochs journaled, not yet handed to the logger (log_every_n_epochs > 1):
         # (step, journal end offset) or (step, None, (metrics, timestamp_ms, resolve)).
         self._pending_batch: list[tuple[Any, ...]] = []
@@ -209,6 +211,7 @@ class GreenTracker:
         if not self.enabled:
             return self
         self._dist = dist_info()
+        self._scale = ScaleOut(self._dist, self.config.share)
         self._open_meter()
         self._resolve_accounting()
         if self.is_logging:
@@ -235,10 +238,10 @@ class GreenTracker:
             self._hardware = self._meter.hardware
             return
 
-        components: tuple[str, ...] = ("gpu", "cpu", "ram")
+        components = self._scale.components()
         gpu_indices: list[int] | None = None
         if self._dist.world_size > 1:
-            # One process per GPU: measure ours only; CPU and RAM once per node.
+            # One process per GPU: measure ours only; CPU and RAM by share (or once per node).
             gpu_indices = [local_gpu_index(self._dist)]
             from mlflow_green.samplers import parse_spec
 
@@ -246,8 +249,6 @@ class GreenTracker:
             if spec.kind == "simulated" and gpu_indices[0] >= spec.devices:
                 # 'simulated:300' under torchrun: each process simulates the GPU it drives.
                 gpu_indices = None
-            if not self._dist.is_local_zero:
-                components = ("gpu",)
             if not self._dist.has_group:
                 self._degrade(
                     "torch.distributed is not initialised: energy of the other ranks is not included"
@@ -258,6 +259,7 @@ class GreenTracker:
                 components=components,
                 gpu_indices=gpu_indices,
                 poll_interval_s=self.config.poll_interval_s,
+                share=self.config.share,
             )
         except GreenError as exc:
             if _settings.strict():
@@ -298,6 +300,20 @@ class GreenTracker:
             cpu_threads=_usable_cpus(),
         )
         self._ledger = Ledger(pue=self._pue, embodied=self._embodied, total_epochs=self.total_epochs)
+        self._gather_nodes()
+
+    def _gather_nodes(self) -> None:
+        """Every node's location (a collective: every rank, at the same point of start())."""
+        if not self._dist.has_group:
+            return
+        source = self._intensity_source
+        answer = source.intensity(None)
+        self._scale.gather(
+            location=str(getattr(self._location, "label", self._location)),
+            intensity_source=str(getattr(source, "name", None) or answer.source),
+            intensity_g_per_kwh=float(answer.g_per_kwh),
+            pue=self._pue,
+        )
 
     def _open_run(self) -> None:
         import mlflow
@@ -458,6 +474,7 @@ class GreenTracker:
             schema.TAG_METHOD_RAM: methods.get("ram", "none"),
             schema.TAG_EMBODIED_PROFILE: str(profile),
             schema.TAG_STATUS: self.status,
+            **self._scale.tags(),
         }
 
     # -- epochs ---------------------------------------------------------------------------
@@ -553,8 +570,10 @@ class GreenTracker:
             per_device_kwh=tuple(measurement.gpu.per_device_kwh),
             gpu_count=len(measurement.gpu.per_device_kwh) or len(measurement.gpu.device_names),
         )
-        intensity = self._intensity_at(local) if self.is_logging else None
+        # On a multi-node job every rank brings its own node's intensity to the reduce.
+        intensity = self._intensity_at(local) if self.is_logging or self._scale.multi_node else None
         accuracy = self._accuracy
+        reduced = None
         if self._dist.has_group:
             reduced = reduce_epoch(
                 local,
@@ -562,6 +581,7 @@ class GreenTracker:
                 intensity_g_per_kwh=intensity,
                 accuracy=accuracy,
                 degraded=bool(self._problems),
+                **self._scale.reduce_options(measurement, self._pue),
             )
             energy, intensity, accuracy = reduced.energy, reduced.intensity_g_per_kwh, reduced.accuracy
             if self.is_logging:
@@ -576,7 +596,7 @@ class GreenTracker:
             energy,
             intensity_g_per_kwh=float(intensity if intensity is not None else 0.0),
             accuracy=accuracy,
-            extra_metrics=user_metrics,
+            extra_metrics={**user_metrics, **self._scale.metrics(measurement, reduced)},
         )
         self._check_budget(record)
         if self.is_logging:
