@@ -76,6 +76,17 @@ def train_func(config: dict[str, Any]) -> None:
             print(f"run {run.info.run_id}: {world} workers, {config['epochs']} epochs")
 
 
+def _absolute_uri(uri: str) -> str:
+    """A tracking URI that means the same store from any working directory."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(uri[len("sqlite:///") :])
+    if uri.startswith("file:") and not uri.startswith("file:///"):
+        return "file://" + os.path.abspath(uri[len("file:") :])
+    if "://" not in uri and not uri.startswith(("sqlite:", "databricks")):
+        return "file://" + os.path.abspath(uri)  # a plain path: a local file store
+    return uri
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -92,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("file:") or "://" not in uri and not uri.startswith("sqlite:"):
-        uri = f"sqlite:///{os.path.abspath('mlruns.db')}"  # the workers need a shared store
+    uri = _absolute_uri(mlflow.get_tracking_uri())  # Ray's workers run in another directory
     ray.init(num_cpus=max(args.workers, 2), include_dashboard=False, log_to_driver=True)
     try:
         trainer = TorchTrainer(
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             run_config=RunConfig(storage_path=os.path.abspath("ray_results"), name="mlflow-green"),
         )
         result = trainer.fit()
-        print(f"Ray Train finished: {result.metrics}")
+        print(f"Ray Train finished{' with an error: ' + str(result.error) if result.error else ''}")
     finally:
         ray.shutdown()
     return 0
