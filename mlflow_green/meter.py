@@ -129,6 +129,7 @@ class EnergyMeter:
         self._pending_error: BaseException | None = None
         self._sources: dict[Component, _Source] = {}
         for sampler in samplers:
+            _check_members(sampler)
             comp = sampler.component
             if comp not in COMPONENTS:
                 raise ConfigError(
@@ -142,11 +143,11 @@ class EnergyMeter:
                 method=sampler.method,
                 names=tuple(d.name for d in sampler.devices),
                 polled=bool(sampler.needs_polling),
-                wrap_period_s=float(getattr(sampler, "wrap_period_s", 0.0) or 0.0),
-                standing_notes=tuple(getattr(sampler, "notes", ())),
+                wrap_period_s=float(sampler.wrap_period_s or 0.0),
+                standing_notes=tuple(sampler.notes),
                 shared=hasattr(sampler, "whole_energy_j"),
             )
-            problem = getattr(sampler, "problem", None)
+            problem = sampler.problem
             if problem:
                 _logger.warning("mlflow_green: %s", problem)
                 self._problems.append(str(problem))
@@ -452,16 +453,14 @@ class EnergyMeter:
         except Exception as exc:
             self._fail(src, exc)
             return
-        drain = getattr(src.sampler, "drain_notes", None)
-        if drain is not None:
-            for note in drain():
-                if note not in self._logged_notes:  # a repeated condition is logged once
-                    self._logged_notes.add(note)
-                    _logger.info("%s sampler: %s", src.component, note)
-                for window in self._windows.values():
-                    kept = window.notes.setdefault(src.component, [])
-                    if note not in kept:  # a condition re-reported at every read: once
-                        kept.append(note)
+        for note in src.sampler.drain_notes():
+            if note not in self._logged_notes:  # a repeated condition is logged once
+                self._logged_notes.add(note)
+                _logger.info("%s sampler: %s", src.component, note)
+            for window in self._windows.values():
+                kept = window.notes.setdefault(src.component, [])
+                if note not in kept:  # a condition re-reported at every read: once
+                    kept.append(note)
 
     @staticmethod
     def _integrate_whole(src: _Source, whole: tuple[float, ...], now: float) -> None:
@@ -510,3 +509,22 @@ class EnergyMeter:
         error, self._pending_error = self._pending_error, None
         if error is not None:
             raise error
+
+
+def _check_members(sampler: object) -> None:
+    """A sampler must have every member of the Protocol (a ConfigError naming what is missing)."""
+    from mlflow_green.samplers._base import Sampler
+
+    if isinstance(sampler, Sampler):
+        return
+    missing = sorted(
+        name
+        for name in ("component", "method", "devices", "needs_polling", "update_period_s",
+                     "read_energy_j", "read_power_w", "close", "wrap_period_s", "notes",
+                     "problem", "drain_notes")
+        if not hasattr(sampler, name)
+    )
+    raise ConfigError(
+        f"sampler {type(sampler).__name__} lacks {', '.join(missing)}: derive it from "
+        "mlflow_green.samplers.SamplerBase (defaults for the optional members)"
+    )

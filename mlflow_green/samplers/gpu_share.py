@@ -104,6 +104,7 @@ class GpuShareSampler:
     """
 
     component: Component = "gpu"
+    problem: str | None = None  # a share that cannot open raises instead
 
     def __init__(
         self,

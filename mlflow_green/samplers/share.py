@@ -272,6 +272,7 @@ class HostShareSampler:
             raise SamplerError("a host share wraps an energy-counter sampler only")
         self._inner = inner
         self.component: Component = inner.component
+        self.problem: str | None = getattr(inner, "problem", None)
         self.basis = BASIS_CPU_TIME if inner.component == "cpu" else BASIS_RSS
         self._proc: _ProcFile | None = None
         # The estimate samplers read the same /proc file at the same instant: reuse it.

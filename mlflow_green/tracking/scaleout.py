@@ -1,11 +1,11 @@
 """A tracker's scale-out state: what this rank measures, its node, and the epoch's extra figures.
 
-Kept apart from the tracker so that the tracker needs four calls:
+Kept apart from the tracker so that the tracker needs a few calls:
 
 - :meth:`ScaleOut.components` — the components this rank's meter measures: every rank measures
   its own process tree's share of the host (the default), or, with ``share=off`` on a
   distributed job, local rank 0 alone measures the whole node's CPU and RAM;
-- :meth:`ScaleOut.gather` — once at the start, a collective: every node's location, intensity
+- :meth:`ScaleOut.gather_inputs` — once at the start, a collective: every node's location, intensity
   source, intensity and PUE (``green.location`` = ``mixed`` and ``green.location.nodes``);
 - :meth:`ScaleOut.reduce_options` — the arguments of :func:`reduce_epoch` that make the
   epoch's CO2eq the sum over nodes and carry the shares;
@@ -56,6 +56,19 @@ class ScaleOut:
             intensity_source=intensity_source,
             intensity_g_per_kwh=intensity_g_per_kwh,
             pue=pue,
+        )
+
+    def gather_inputs(self, inputs: Any) -> None:
+        """:meth:`gather` from a run's resolved inputs (``tracking.inputs.RunInputs``)."""
+        if not self.info.has_group:
+            return
+        source = inputs.intensity_source
+        answer = source.intensity(None)
+        self.gather(
+            location=str(getattr(inputs.location, "label", inputs.location)),
+            intensity_source=str(getattr(source, "name", None) or answer.source),
+            intensity_g_per_kwh=float(answer.g_per_kwh),
+            pue=float(inputs.pue),
         )
 
     @property
