@@ -19,6 +19,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": ("mlflow_green.cli.check", "check a model version against its carbon budget"),
     "promote": ("mlflow_green.cli.promote", "check, write evidence and set an alias"),
+    "audit": ("mlflow_green.cli.audit", "aliases/stages over today's budgets; --events: refusals and overrides"),
     "leaderboard": ("mlflow_green.cli.leaderboard", "rank runs by accuracy per kg CO2eq"),
     "estimate": ("mlflow_green.cli.estimate", "estimate a training job's footprint before it runs"),
     "sci": ("mlflow_green.cli.sci", "Software Carbon Intensity of inference per functional unit"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow_green.registry._gate import Gate
+from mlflow_green.registry.green_api import green_api_routes, install_green_api
 
 
 def _can_manage_budgets() -> bool:
@@ -18,6 +19,31 @@ def _can_manage_budgets() -> bool:
     from mlflow.server.auth import sender_is_admin, validate_can_manage_registered_model
 
     return bool(sender_is_admin() or validate_can_manage_registered_model())
+
+
+def _can_read_model(name: str | None) -> bool:
+    """READ permission on registered model ``name``; ``None`` (server-wide data): admins only."""
+    from mlflow.server import auth
+
+    if auth.sender_is_admin():
+        return True
+    if name is None:
+        return False
+    return bool(auth._get_registered_model_permission(name).can_read)
+
+
+def _authenticated() -> bool:
+    return True  # basic-auth has authenticated the caller; each endpoint checks READ itself
+
+
+def _authorize_green_api() -> None:
+    """Give basic-auth a rule for ``/green/api/*``: with ``MLFLOW_BASIC_AUTH_FAIL_CLOSED`` (on by
+    default) it refuses every route it has none for, to everyone but administrators."""
+    from mlflow.server import auth
+
+    for path, methods in green_api_routes():
+        for method in methods:
+            auth.BEFORE_REQUEST_VALIDATORS[(path, method)] = _authenticated
 
 
 # Validated at import: ``mlflow server`` imports this module before it starts any worker.
@@ -85,7 +111,12 @@ def create_app() -> object:
     # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
     flask_app.before_request(_refuse_malformed_basic_auth)  # runs before basic-auth's own hook
     served = create_auth_app(flask_app)  # its before_request (authentication) comes next
+    from mlflow_green.reports.server_page import mount_green_page
+
+    sections = install_green_api(flask_app, _gate.policy, can_read=_can_read_model)
+    _authorize_green_api()
     _gate.install(flask_app)
+    mount_green_page(flask_app, sections=sections)
     return served
 
 

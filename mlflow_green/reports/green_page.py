@@ -10,12 +10,13 @@ code as ``mlflow-green leaderboard``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from mlflow_green.reports.gate_sections import audit_section, events_section
 from mlflow_green.reports.html import leaderboard_section, page
 from mlflow_green.reports.leaderboard import (
     Leaderboard,
@@ -196,11 +197,20 @@ def _num(raw: str | None) -> str:
         return raw
 
 
-def render_green_page(tracking_store: Any, registry_store: Any, *, prefix: str = "") -> str:
+def render_green_page(
+    tracking_store: Any,
+    registry_store: Any,
+    *,
+    prefix: str = "",
+    audit: Mapping[str, Any] | None = None,
+    events: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     """The whole ``/green`` HTML document.
 
     ``prefix`` is the URL prefix the MLflow UI is served under (``--static-prefix``), used for
     links to runs and model versions; ``registry_store`` may be None to leave models out.
+    ``audit`` (the JSON of ``mlflow-green audit``) and ``events`` (that of ``audit --events``)
+    add the aliases and stages over today's budgets and the gate's refusals and overrides.
     """
     from mlflow_green import __version__
 
@@ -231,6 +241,10 @@ def render_green_page(tracking_store: Any, registry_store: Any, *, prefix: str =
     if empty:
         names = ", ".join(escape(e.name) for e in empty[:30])
         body.append(f'<p class="muted">Experiments without measured runs: {names}</p>')
+    if audit is not None:
+        body.append(audit_section(audit))
+    if events is not None:
+        body.append(events_section(events))
     if registry_store is not None:
         body.append("<h2>Registered models</h2>")
         models = [
