@@ -49,13 +49,15 @@ def test_a_busy_neighbour_is_not_charged_to_an_idle_run(neighbour: int) -> None:
     meter_whole.begin("w")
     meter_shared.begin("w")
     n0 = _cpu_of(neighbour)
-    time.sleep(1.0)  # the run idles while the neighbour burns a core
+    deadline = time.monotonic() + 10
+    while _cpu_of(neighbour) - n0 < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the run idles while the neighbour burns CPU (a shared machine: slowly)
     burned = _cpu_of(neighbour) - n0
     mw, ms = meter_whole.end("w"), meter_shared.end("w")
     meter_whole.close()
     meter_shared.close()
     assert neighbour not in ProcessTree().read().pids
-    assert burned > 0.2, "the neighbour did not get the CPU: the test proves nothing"
+    assert burned >= 0.5, "the neighbour did not get the CPU: the test proves nothing"
     assert ms.cpu.method == "share:cpu-time"
     assert ms.cpu.share is not None and ms.cpu.share < 0.1
     assert ms.cpu.energy_kwh < 0.1 * mw.cpu.energy_kwh
