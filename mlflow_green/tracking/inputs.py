@@ -34,8 +34,8 @@ def open_meter(
 
     On a distributed job each process measures its own GPU; CPU and RAM: its own process
     tree's share of its node (the default), or with ``share=off`` the whole node once, by
-    local rank 0 (see ``scaleout.ScaleOut.components``). A sampler spec that cannot be opened degrades the run to no measurement (raises when
-    strict).
+    local rank 0 (see ``scaleout.ScaleOut.components``). A sampler spec that cannot be
+    opened degrades the run to no measurement (raises when strict).
     """
     from mlflow_green.meter import EnergyMeter
 
