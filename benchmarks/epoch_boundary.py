@@ -10,6 +10,8 @@ logger thread, and opens the next window. Samplers are this machine's own (``aut
   projected at every epoch end;
 - ``for epoch in mlflow_green.epochs(n)`` with the accuracy logged by ``mlflow.log_metric``
   (mlflow_green reads it back from the run at each epoch end);
+- ``meter.lap`` alone over the CPU and RAM samplers, with this process tree's share of the
+  host (the default) and without (``share=False``): what the share costs at an edge;
 - ``GreenTracker.epoch_end(metrics)`` against a live ``mlflow server``, then the same run after
   the server was stopped (the tracking URI now points at a closed 127.0.0.1 port): the
   training thread must not wait for the network.
@@ -139,6 +141,32 @@ def _tracker_server(n: int, workdir: Path, profiler: cProfile.Profile | None) ->
     return up, down, close_s
 
 
+def _share_edge_cost(n: int) -> list[Row]:
+    """One epoch edge (``meter.lap``) with this process tree's share of the host, and without.
+
+    The share reads /proc/self/stat and the stat of each live child at each edge; this is its
+    whole cost on the training thread (the GPU share adds NVML process queries on a GPU).
+    """
+    from mlflow_green.meter import EnergyMeter
+
+    rows: list[Row] = []
+    for label, share in (("share auto (default)", None), ("share off", False)):
+        durations: list[float] = []
+        with EnergyMeter.from_spec(components=("cpu", "ram"), share=share) as meter:
+            meter.begin("e0")
+            for i in range(WARMUP + n):
+                time.sleep(BODY_S)
+                t0 = time.perf_counter()
+                meter.lap(f"e{i}", f"e{i + 1}")
+                if i >= WARMUP:
+                    durations.append((time.perf_counter() - t0) * 1000.0)
+            methods = meter.hardware.methods
+        case = f"meter.lap, CPU+RAM, {label} ({methods['cpu']}, {methods['ram']})"
+        rows.append(Row(BENCH, f"{case}: p50", percentile(durations, 50), "ms"))
+        rows.append(Row(BENCH, f"{case}: p99", percentile(durations, 99), "ms"))
+    return rows
+
+
 def _stats_rows(case: str, durations: list[float], with_target: bool) -> list[Row]:
     p50, p99 = percentile(durations, 50), percentile(durations, 99)
     return [
@@ -191,6 +219,7 @@ def run(*, epochs: int, profile: bool = False, server: bool = True) -> tuple[lis
             rows.append(Row(BENCH, "GreenTracker.close() with the server down", close_s, "s"))
             if prof is not None:
                 extra += _profile_text(prof, "server down", epochs)
+        rows += _share_edge_cost(epochs)
         from mlflow_green.meter import EnergyMeter
 
         meter = EnergyMeter.from_spec()

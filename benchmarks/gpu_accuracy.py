@@ -8,6 +8,13 @@
    ``power``) on a bursty workload (random busy bursts and idle gaps of 20-300 ms), against
    the energy counter over the same windows. Target: within 3 %.
 
+3. Share of a shared GPU (``share:<basis>``, issue 18): a second process on the same GPU
+   (started by this script) that either idles holding memory or runs the same matrix loop.
+   Two share samplers watch the same windows, one charging this process, one the neighbour.
+   Targets: alone, this process's share is 1; neighbour idle and this process busy, share
+   >= 0.9 (the share follows the work, not the memory); both busy, 0.35..0.65; the two
+   shares add up to 1 within 0.05 (nothing charged twice or lost).
+
 The workload is a CUDA matrix multiply loop in PyTorch. Without an NVIDIA GPU (or its
 driver) the script stops at once with "no NVIDIA GPU: <why>" and exit code 1.
 
@@ -148,6 +155,79 @@ def run(*, device: int, windows: int, seed: int = 0) -> tuple[list[Row], list[st
     return rows, extra
 
 
+_NEIGHBOUR = """
+import sys, time, torch
+dev = torch.device("cuda", int(sys.argv[1]))
+a = torch.randn(4096, 4096, device=dev)
+torch.cuda.synchronize(dev)
+print("ready", flush=True)
+while True:
+    if sys.argv[2] == "busy":
+        a.matmul(a)
+        torch.cuda.synchronize(dev)
+    else:
+        time.sleep(0.1)
+"""
+
+
+def _start_neighbour(device: int, mode: str) -> Any:
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _NEIGHBOUR, str(device), mode], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        proc.kill()
+        raise NoGpu("the neighbour process could not start on the GPU")
+    return proc
+
+
+def run_share(*, device: int, seconds: float = 5.0) -> tuple[list[Row], list[str]]:
+    """Check 3: this process's and a neighbour's shares of one GPU over the same windows."""
+    import os
+
+    torch = _require_gpu(device)
+    from mlflow_green.meter import EnergyMeter
+    from mlflow_green.samplers import GpuShareSampler, NvmlGpuSampler
+
+    busy, _idle = _workload(torch, device)
+    busy(1.0)
+    rows: list[Row] = []
+    extra: list[str] = []
+    me = os.getpid()
+
+    def shares(neighbour_pid: int | None, body: Callable[[], None]) -> tuple[float, float, str]:
+        mine = GpuShareSampler(NvmlGpuSampler([device]), pids=lambda: {me}, read_interval_s=0.5)
+        theirs = GpuShareSampler(
+            NvmlGpuSampler([device]), pids=lambda: {neighbour_pid or -1}, read_interval_s=0.5
+        )
+        with EnergyMeter([mine]) as m1, EnergyMeter([theirs]) as m2:
+            m1.begin("w")
+            m2.begin("w")
+            body()
+            a, b = m1.end("w"), m2.end("w")
+        return a.gpu.share or 0.0, b.gpu.share or 0.0, mine.basis
+
+    alone, _, basis = shares(None, lambda: busy(seconds))
+    rows.append(Row(BENCH, "share: alone on the GPU: 1 - share", 1 - alone, "", ("<=", 0.01)))
+    for mode, label in (("idle", "neighbour idle (holding memory), this process busy"), ("busy", "both busy")):
+        proc = _start_neighbour(device, mode)
+        try:
+            time.sleep(1.0)
+            mine, theirs, basis = shares(proc.pid, lambda: busy(seconds))
+        finally:
+            proc.kill()
+            proc.wait()
+        if mode == "idle":  # the share follows the work, not the memory held
+            rows.append(Row(BENCH, f"share: {label}: 1 - share", 1 - mine, "", ("<=", 0.1)))
+        else:
+            rows.append(Row(BENCH, f"share: {label}: |share - 0.5|", abs(mine - 0.5), "", ("<=", 0.15)))
+        rows.append(Row(BENCH, f"share: {label}: |this + neighbour - 1|", abs(mine + theirs - 1), "", ("<=", 0.05)))
+    extra.append(f"share basis on this GPU: {basis}; windows of {seconds:g} s")
+    return rows, extra
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="a short run")
@@ -157,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     windows = args.windows or (3 if args.quick else 12)
     try:
         rows, extra = run(device=args.device, windows=windows)
+        share_rows, share_extra = run_share(device=args.device, seconds=2.0 if args.quick else 5.0)
+        rows, extra = rows + share_rows, extra + share_extra
     except NoGpu as exc:
         print(f"gpu_accuracy: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,8 @@ ENV_SAMPLER = "MLFLOW_GREEN_SAMPLER"
 ENV_DISABLE = "MLFLOW_GREEN_DISABLE"
 # Seconds between sends of epochs to MLflow (an addition to the contract; 0 = every epoch).
 ENV_SEND_INTERVAL = "MLFLOW_GREEN_SEND_INTERVAL"
+# Charge this process tree's share of shared devices: auto (default), on, off (an addition).
+ENV_SHARE = "MLFLOW_GREEN_SHARE"
 # Set by the test suite: errors that are normally swallowed (and degrade the run) are raised.
 ENV_STRICT = "MLFLOW_GREEN_STRICT"
 

@@ -73,6 +73,10 @@ class _Source:
     wrap_period_s: float
     standing_notes: tuple[str, ...]
     cum_j: list[float] = field(default_factory=list)
+    # Shared samplers (share:<basis>): the unshared energy over the same reads.
+    shared: bool = False
+    whole_j: list[float] = field(default_factory=list)
+    last_whole_power_w: tuple[float, ...] | None = None
     last_power_w: tuple[float, ...] | None = None
     last_t: float | None = None
     last_read_t: float = 0.0
@@ -87,6 +91,7 @@ class _Window:
     t0: float
     wall0: float
     cum0: dict[Component, tuple[float, ...]]
+    whole0: dict[Component, float]
     samples0: dict[Component, int]
     alive0: dict[Component, bool]
     notes: dict[Component, list[str]]
@@ -120,6 +125,7 @@ class EnergyMeter:
         self._closed = False
         self._windows: dict[str, _Window] = {}
         self._problems: list[str] = []
+        self._logged_notes: set[str] = set()
         self._pending_error: BaseException | None = None
         self._sources: dict[Component, _Source] = {}
         for sampler in samplers:
@@ -139,6 +145,7 @@ class EnergyMeter:
                 polled=bool(sampler.needs_polling),
                 wrap_period_s=float(sampler.wrap_period_s or 0.0),
                 standing_notes=tuple(sampler.notes),
+                shared=hasattr(sampler, "whole_energy_j"),
             )
             problem = sampler.problem
             if problem:
@@ -153,12 +160,13 @@ class EnergyMeter:
         components: Sequence[str] = COMPONENTS,
         gpu_indices: Sequence[int] | None = None,
         poll_interval_s: float = 0.1,
+        share: bool | str | None = None,
     ) -> EnergyMeter:
         """A meter over ``mlflow_green.samplers.select(spec, ...)``."""
         from mlflow_green.samplers import select
 
         return cls(
-            select(spec, components=components, gpu_indices=gpu_indices),
+            select(spec, components=components, gpu_indices=gpu_indices, share=share),
             poll_interval_s=poll_interval_s,
         )
 
@@ -307,6 +315,7 @@ class EnergyMeter:
             t0=now,
             wall0=wall,
             cum0={c: tuple(s.cum_j) for c, s in self._sources.items()},
+            whole0={c: sum(s.whole_j) for c, s in self._sources.items()},
             samples0={c: s.samples for c, s in self._sources.items()},
             alive0={c: s.alive for c, s in self._sources.items()},
             notes={c: [] for c in self._sources},
@@ -369,6 +378,10 @@ class EnergyMeter:
                     "for a better integral"
                 )
         total_j = sum(per_device_j)
+        share = None
+        if src.shared:
+            whole = sum(src.whole_j) - window.whole0.get(comp, 0.0)
+            share = min(total_j / whole, 1.0) if whole > 0 else None
         return ComponentEnergy(
             component=comp,
             method=src.method,
@@ -377,6 +390,7 @@ class EnergyMeter:
             mean_power_w=total_j / duration if duration > 0 else 0.0,
             device_names=src.names,
             notes=tuple(notes),
+            share=share,
         )
 
     def _thread_period(self) -> float | None:
@@ -421,6 +435,9 @@ class EnergyMeter:
                     dt = max(now - src.last_t, 0.0)
                     for i, (p0, p1) in enumerate(zip(src.last_power_w, power, strict=True)):
                         src.cum_j[i] += (max(p0, 0.0) + max(p1, 0.0)) / 2 * dt
+                whole = getattr(src.sampler, "last_whole_power_w", None) if src.shared else None
+                if whole is not None:
+                    self._integrate_whole(src, tuple(whole), now)
                 src.last_power_w, src.last_t = power, now
                 src.samples += 1
             else:
@@ -430,14 +447,31 @@ class EnergyMeter:
                     # A back end's counter is already monotonic; never let a window go negative.
                     energy = tuple(max(e, c) for e, c in zip(energy, src.cum_j, strict=True))
                 src.cum_j = list(energy)
+                if src.shared:
+                    src.whole_j = [float(e) for e in src.sampler.whole_energy_j()]  # type: ignore[attr-defined]
             src.last_read_t = now
         except Exception as exc:
             self._fail(src, exc)
             return
         for note in src.sampler.drain_notes():
-            _logger.info("%s sampler: %s", src.component, note)
+            if note not in self._logged_notes:  # a repeated condition is logged once
+                self._logged_notes.add(note)
+                _logger.info("%s sampler: %s", src.component, note)
             for window in self._windows.values():
-                window.notes.setdefault(src.component, []).append(note)
+                kept = window.notes.setdefault(src.component, [])
+                if note not in kept:  # a condition re-reported at every read: once
+                    kept.append(note)
+
+    @staticmethod
+    def _integrate_whole(src: _Source, whole: tuple[float, ...], now: float) -> None:
+        """The unshared power of a shared polled sampler, integrated like its shared power."""
+        if not src.whole_j:
+            src.whole_j = [0.0] * len(whole)
+        if src.last_whole_power_w is not None and src.last_t is not None:
+            dt = max(now - src.last_t, 0.0)
+            for i, (p0, p1) in enumerate(zip(src.last_whole_power_w, whole, strict=False)):
+                src.whole_j[i] += (max(p0, 0.0) + max(p1, 0.0)) / 2 * dt
+        src.last_whole_power_w = whole
 
     @staticmethod
     def _check_len(src: _Source, values: tuple[float, ...]) -> None:

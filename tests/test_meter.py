@@ -224,11 +224,18 @@ def test_hardware_info() -> None:
 def test_from_spec_with_default_auto_on_this_machine() -> None:
     with EnergyMeter.from_spec(components=("cpu", "ram")) as meter:
         meter.begin("w")
-        sum(i * i for i in range(200_000))
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.05:  # several clock ticks of this process's CPU
+            sum(i * i for i in range(10_000))
         m = meter.end("w")
-    assert m.cpu.method in ("rapl", "estimate")
-    assert m.cpu.energy_kwh > 0
+    # auto shares the host: this process tree's part of the machine's CPU and RAM energy.
+    assert m.cpu.method == "share:cpu-time" and m.ram.method == "share:rss"
+    assert m.cpu.energy_kwh > 0 and m.cpu.share is not None and 0 < m.cpu.share <= 1
     assert m.ram.energy_kwh >= 0
+    with EnergyMeter.from_spec(components=("cpu", "ram"), share=False) as whole:
+        whole.begin("w")
+        m = whole.end("w")
+    assert m.cpu.method in ("rapl", "estimate") and m.cpu.share is None
 
 
 def test_select_then_meter_is_thread_free_for_counters() -> None:

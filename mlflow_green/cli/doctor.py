@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             line += f"\n    note: {note}"
         lines.append(line)
     simulated = any(d.method == "simulated" for d in found)
-    estimated = [d.component for d in found if d.method == "estimate"]
+    estimated = [d.component for d in found if (d.base_method or d.method) == "estimate"]
     if simulated:
         lines.append("Numbers marked simulated are not measurements of this machine.")
     if estimated:

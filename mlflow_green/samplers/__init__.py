@@ -1,6 +1,6 @@
 """Hardware samplers: one module per back end behind the :class:`Sampler` Protocol.
 
-``select(spec)`` picks one sampler per component (``gpu``, ``cpu``, ``ram``); ``diagnose()``
+``select(spec, share=...)`` picks one sampler per component (``gpu``, ``cpu``, ``ram``); ``diagnose()``
 explains the choice (``mlflow-green doctor``). Vendor libraries are imported lazily, and
 every back end takes its vendor module or file root as an argument so fakes can be passed in.
 """
@@ -29,10 +29,12 @@ from mlflow_green.samplers.estimate import (
     RamEstimateSampler,
     estimate_is_available,
 )
+from mlflow_green.samplers.gpu_share import GpuShareSampler
 from mlflow_green.samplers.null import NullSampler
 from mlflow_green.samplers.nvml import NvmlGpuSampler, nvml_is_available
 from mlflow_green.samplers.rapl import RaplSampler, rapl_is_available
 from mlflow_green.samplers.replay import ReplaySampler, Trace, load_trace, write_trace
+from mlflow_green.samplers.share import HostShareSampler, ProcessTree, share_mode
 from mlflow_green.samplers.simulated import SimulatedGpuSampler
 
 __all__ = [
@@ -49,9 +51,12 @@ __all__ = [
     "CpuEstimateSampler",
     "DeviceInfo",
     "Diagnosis",
+    "GpuShareSampler",
+    "HostShareSampler",
     "Measurement",
     "NullSampler",
     "NvmlGpuSampler",
+    "ProcessTree",
     "RamEstimateSampler",
     "RaplSampler",
     "ReplaySampler",
@@ -68,5 +73,6 @@ __all__ = [
     "parse_spec",
     "rapl_is_available",
     "select",
+    "share_mode",
     "write_trace",
 ]

@@ -131,6 +131,9 @@ class ComponentEnergy:
     mean_power_w: float = 0.0
     device_names: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    # This process's share of the shared devices over the window (``share:<basis>`` methods):
+    # energy_kwh / the whole devices' energy. None when the component is not shared.
+    share: float | None = None
 
     @property
     def energy_j(self) -> float:

@@ -42,6 +42,8 @@ class Diagnosis:
     reason: str
     devices: tuple[DeviceInfo, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The machine-wide method under a ``share:<basis>`` method (else the method itself).
+    base_method: str = ""
 
 
 def parse_spec(spec: str | None = None) -> SamplerSpec:
@@ -130,8 +132,14 @@ def _auto_host(component: Component) -> tuple[Sampler, str]:
 
 
 def _build(
-    spec: str | None, components: Sequence[str], gpu_indices: Sequence[int] | None
+    spec: str | None,
+    components: Sequence[str],
+    gpu_indices: Sequence[int] | None,
+    share: bool | str | None = None,
 ) -> list[tuple[Sampler, str]]:
+    from mlflow_green.samplers.share import share_mode
+
+    mode = share_mode(share)
     parsed = parse_spec(spec)
     comps = _check_components(components)
     if parsed.kind == "none":
@@ -172,7 +180,11 @@ def _build(
         for s, _ in list(replaced.values()) + out:
             s.close()
         raise
-    return out
+    if mode == "off":
+        return out
+    from mlflow_green.samplers._apply_share import apply_share
+
+    return [apply_share(sampler, why, mode) for sampler, why in out]
 
 
 def _simulated_subset(parsed: SamplerSpec, gpu_indices: Sequence[int]) -> Any:
@@ -191,6 +203,7 @@ def select(
     *,
     components: Sequence[str] = COMPONENTS,
     gpu_indices: Sequence[int] | None = None,
+    share: bool | str | None = None,
 ) -> list[Sampler]:
     """One sampler per component, chosen by ``spec``.
 
@@ -202,12 +215,16 @@ def select(
         components: which of ``gpu``, ``cpu``, ``ram`` to measure.
         gpu_indices: CUDA device ordinals of this process (e.g. ``[local_rank]``); None
             meters every GPU it sees.
+        share: charge this process tree's share of shared devices (``share:<basis>``
+            methods): True/``on``, False/``off``, or ``auto`` (CPU and RAM shared, a GPU
+            shared when another process is on it or it is a MIG instance). None reads
+            MLFLOW_GREEN_SHARE, then ``auto``.
 
     Raises:
-        ConfigError: a malformed spec or component, an unreadable trace.
+        ConfigError: a malformed spec, component or share setting, an unreadable trace.
         SamplerUnavailable: ``gpu_indices`` names a GPU this process does not have.
     """
-    return [s for s, _ in _build(spec, components, gpu_indices)]
+    return [s for s, _ in _build(spec, components, gpu_indices, share)]
 
 
 def diagnose(
@@ -215,10 +232,11 @@ def diagnose(
     *,
     components: Sequence[str] = COMPONENTS,
     gpu_indices: Sequence[int] | None = None,
+    share: bool | str | None = None,
 ) -> list[Diagnosis]:
     """What :func:`select` would choose per component, and why nothing better is used."""
     result = []
-    for sampler, why in _build(spec, components, gpu_indices):
+    for sampler, why in _build(spec, components, gpu_indices, share):
         try:
             description = str(getattr(sampler, "description", sampler.method))
             reason = why if sampler.method == "none" else f"{description}; {why}"
@@ -229,6 +247,7 @@ def diagnose(
                     reason=reason,
                     devices=sampler.devices,
                     notes=tuple(getattr(sampler, "notes", ())),
+                    base_method=str(getattr(getattr(sampler, "inner", sampler), "method", "")),
                 )
             )
         finally:

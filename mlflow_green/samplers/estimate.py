@@ -373,6 +373,8 @@ class CpuEstimateSampler(SamplerBase):
         self._devices = (DeviceInfo(index=0, name=info.model),)
         self._energy_j = 0.0
         self._last: tuple[float, float, float] | None = None
+        # (busy, total) CPU seconds of the latest read: a host share reuses it (one /proc/stat read).
+        self.last_reading: tuple[float, float] | None = None
 
     @property
     def method(self) -> str:
@@ -398,6 +400,7 @@ class CpuEstimateSampler(SamplerBase):
             raise
         except Exception as exc:
             raise SamplerError(f"cannot read CPU times: {exc}") from exc
+        self.last_reading = (busy, total)
         if self._last is not None:
             t0, busy0, total0 = self._last
             d_total = total - total0
@@ -450,6 +453,8 @@ class RamEstimateSampler(SamplerBase):
         )
         self._energy_j = 0.0
         self._last: tuple[float, float] | None = None
+        # (in use, total) bytes of the latest read: a host share reuses it.
+        self.last_reading: tuple[float, float] | None = None
 
     @property
     def method(self) -> str:
@@ -475,6 +480,7 @@ class RamEstimateSampler(SamplerBase):
             raise
         except Exception as exc:
             raise SamplerError(f"cannot read memory use: {exc}") from exc
+        self.last_reading = (used, _total)
         if self._last is not None:
             t0, used0 = self._last
             mean_gb = (used + used0) / 2 / _GB

@@ -211,6 +211,10 @@ class NvmlGpuSampler(SamplerBase):
             if all(p.record.nvml_index != vis.record.nvml_index for p in physical):
                 physical.append(vis)
         self._gpus = physical
+        self._migs_of = tuple(
+            tuple(v.mig_uuid for v in visible if v.mig_uuid and v.record.nvml_index == p.record.nvml_index)
+            for p in physical
+        )
         self._handles = [nv.nvmlDeviceGetHandleByIndex(v.record.nvml_index) for v in physical]
         self._devices = tuple(
             DeviceInfo(index=i, name=v.record.name, uuid=v.mig_uuid or v.record.uuid)
@@ -300,6 +304,21 @@ class NvmlGpuSampler(SamplerBase):
     def notes(self) -> tuple[str, ...]:
         """Standing facts every measurement of this sampler should carry (MIG, ordering)."""
         return self._notes
+
+    @property
+    def nvml(self) -> Any:
+        """The NVML module this sampler reads (the share wrapper asks it about processes)."""
+        return self._nvml
+
+    @property
+    def handles(self) -> tuple[Any, ...]:
+        """NVML handles of the metered physical GPUs, in ``devices`` order."""
+        return tuple(self._handles)
+
+    @property
+    def mig_instances(self) -> tuple[tuple[str, ...], ...]:
+        """Per metered GPU, the UUIDs of the MIG instances this process sees on it (or ())."""
+        return self._migs_of
 
     @property
     def description(self) -> str:

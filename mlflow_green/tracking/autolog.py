@@ -62,6 +62,7 @@ def autolog(
     disable: bool = False,
     silent: bool = False,
     sampler: str | None = None,
+    share: bool | str | None = None,
     country: str | None = None,
     region: str | None = None,
     cloud_provider: str | None = None,
@@ -94,6 +95,10 @@ def autolog(
         silent: no console summary and no budget warnings on the console.
         sampler: ``auto`` (default), ``none``, ``simulated:<watts>[x<devices>]`` or
             ``replay:<path>``; default MLFLOW_GREEN_SAMPLER.
+        share: charge the job its share of shared devices (``share:<basis>`` methods):
+            ``"auto"`` (default: CPU and RAM by this process tree, a GPU when another process
+            is on it or it is a MIG instance), True/``"on"``, or False/``"off"`` when the job
+            owns the machine; default MLFLOW_GREEN_SHARE.
         country, region, cloud_provider, cloud_region: where the job runs (ISO 3166 alpha-3
             country and an optional region, or a cloud provider and region) for the grid's
             carbon intensity; default from MLFLOW_GREEN_* variables, else the world average.

@@ -45,6 +45,8 @@ class GreenConfig:
 
     silent: bool = False
     sampler: str | None = None
+    # This job's share of shared devices: auto/on/off (True/False); None: MLFLOW_GREEN_SHARE.
+    share: bool | str | None = None
     country: str | None = None
     region: str | None = None
     cloud_provider: str | None = None
@@ -123,6 +125,10 @@ class GreenConfig:
                     "or 'replay:<path>'"
                 )
             changes["sampler"] = spec
+        if self.share is not None:
+            from mlflow_green.samplers.share import share_mode
+
+            changes["share"] = share_mode(self.share)
         if self.accuracy_metric is not None:
             metric = self.accuracy_metric
             if isinstance(metric, str):

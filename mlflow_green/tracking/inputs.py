@@ -32,19 +32,22 @@ def open_meter(
 ) -> EnergyMeter:
     """The started meter: ``meter`` when given, else one built from ``config.sampler``.
 
-    On a distributed job each process measures its own GPU, and CPU and RAM once per node.
-    A sampler spec that cannot be opened degrades the run to no measurement (raises when
-    strict).
+    On a distributed job each process measures its own GPU; CPU and RAM: its own process
+    tree's share of its node (the default), or with ``share=off`` the whole node once, by
+    local rank 0 (see ``scaleout.ScaleOut.components``). A sampler spec that cannot be
+    opened degrades the run to no measurement (raises when strict).
     """
     from mlflow_green.meter import EnergyMeter
 
     if meter is not None:  # given by the caller (a custom sampler set)
         meter.start()
         return meter
-    components: tuple[str, ...] = ("gpu", "cpu", "ram")
+    from mlflow_green.tracking.scaleout import ScaleOut
+
+    components = ScaleOut(dist, config.share).components()
     gpu_indices: list[int] | None = None
     if dist.world_size > 1:
-        # One process per GPU: measure ours only; CPU and RAM once per node.
+        # One process per GPU: measure ours only; CPU and RAM by share (or once per node).
         gpu_indices = [local_gpu_index(dist)]
         from mlflow_green.samplers import parse_spec
 
@@ -52,8 +55,6 @@ def open_meter(
         if spec.kind == "simulated" and gpu_indices[0] >= spec.devices:
             # 'simulated:300' under torchrun: each process simulates the GPU it drives.
             gpu_indices = None
-        if not dist.is_local_zero:
-            components = ("gpu",)
         if not dist.has_group:
             on_problem(
                 "torch.distributed is not initialised: energy of the other ranks is not included"
@@ -64,6 +65,7 @@ def open_meter(
             components=components,
             gpu_indices=gpu_indices,
             poll_interval_s=config.poll_interval_s,
+            share=config.share,
         )
     except GreenError as exc:
         if _settings.strict():

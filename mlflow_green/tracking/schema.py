@@ -57,6 +57,17 @@ def gpu_device_energy_key(index: int) -> str:
     return f"green/gpu{index}_energy_kwh"
 
 
+# Scale-out (issue 18): this job's share of shared GPUs over the epoch (0..1, the ``share:``
+# methods), and, on a job over several nodes, each node's IT energy.
+GPU_SHARE = "green/gpu_share"
+CPU_SHARE = "green/cpu_share"
+
+
+def node_energy_key(index: int) -> str:
+    """``green/node{i}_energy_kwh``: the IT energy of node ``i`` of a multi-node job."""
+    return f"green/node{index}_energy_kwh"
+
+
 # Run tags (provenance).
 TAG_VERSION = "green.version"
 TAG_LOCATION = "green.location"
@@ -73,6 +84,10 @@ TAG_STATUS = "green.status"
 TAG_STOP_REASON = "green.stop_reason"
 TAG_LINEAGE = "green.lineage"
 TAG_ACCURACY_METRIC = "green.accuracy_metric"
+# ``green.location`` of a job whose nodes sit in different grids; the per-node breakdown
+# (``node<i>=<location>@<intensity> g/kWh,pue=<p>;...``) is in ``green.location.nodes``.
+LOCATION_MIXED = "mixed"
+TAG_LOCATION_NODES = "green.location.nodes"
 # The first step of each segment of a resumed run, comma-separated ("0,5,9").
 TAG_SEGMENTS = "green.segments"
 

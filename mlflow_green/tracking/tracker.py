@@ -37,6 +37,7 @@ from mlflow_green.tracking.pipeline import (
 )
 from mlflow_green.tracking.record import EpochRecord, EpochTable, Ledger
 from mlflow_green.tracking.resume import ResumePoint
+from mlflow_green.tracking.scaleout import ScaleOut
 from mlflow_green.tracking.signals import KILLED, boundary, install_sigterm, uninstall_sigterm
 
 if TYPE_CHECKING:
@@ -141,6 +142,7 @@ class GreenTracker:
         self._inputs: RunInputs | None = None
         self._tags: dict[str, str] = {}
         self._dist = DistInfo()
+        self._scale = ScaleOut(self._dist, "off")  # replaced at start()
         self._hardware: HardwareInfo | None = None
         # MLFLOW_GREEN_DISABLE=1 turns every tracker into a no-op, the loop runs as is.
         self.enabled = not _settings.disabled()
@@ -204,10 +206,12 @@ class GreenTracker:
         if not self.enabled:
             return self
         self._dist = dist_info()
+        self._scale = ScaleOut(self._dist, self.config.share)
         self._meter = meter = open_meter(self.config, self._dist, self._meter, self._degrade)
         self._hardware = meter.hardware
         self._inputs = inputs = resolve_inputs(self.config, meter.hardware, self._dist)
         self._intensity = IntensityClock(inputs.intensity_source, self._degrade)
+        self._scale.gather_inputs(inputs)  # every node's location (a collective)
         if self.is_logging:
             self._open_run()
         elif self.start_epoch is not None:
@@ -258,6 +262,7 @@ class GreenTracker:
         )
         assert self._inputs is not None and self._hardware is not None
         tags = provenance_tags(self._inputs, self._hardware, self.config, self.status)
+        tags.update(self._scale.tags())  # green.location=mixed and the per-node breakdown
         if self._resume.resumed:
             tags[schema.TAG_SEGMENTS] = ",".join(map(str, self._resume.segment_starts))
         self._set_tags(tags)
@@ -368,15 +373,20 @@ class GreenTracker:
         for problem in measurement.problems:
             self._degrade(problem)
         energy = local = energy_of(measurement)
-        intensity = self._intensity.at(local) if self.is_logging and self._intensity else None
+        # On a multi-node job every rank brings its own node's intensity to the reduce.
+        logs_intensity = self.is_logging or self._scale.multi_node
+        intensity = self._intensity.at(local) if logs_intensity and self._intensity else None
         accuracy = self._accuracy
+        reduced = None
         if self._dist.has_group:
+            assert self._inputs is not None
             reduced = reduce_epoch(
                 local,
                 self._dist,
                 intensity_g_per_kwh=intensity,
                 accuracy=accuracy,
                 degraded=bool(self._problems),
+                **self._scale.reduce_options(measurement, self._inputs.pue),
             )
             energy, intensity, accuracy = reduced.energy, reduced.intensity_g_per_kwh, reduced.accuracy
             if self.is_logging:
@@ -388,7 +398,7 @@ class GreenTracker:
             energy,
             intensity_g_per_kwh=float(intensity if intensity is not None else 0.0),
             accuracy=accuracy,
-            extra_metrics=user_metrics,
+            extra_metrics={**user_metrics, **self._scale.metrics(measurement, reduced)},
         )
         self._apply_budget(record)
         if self.is_logging:

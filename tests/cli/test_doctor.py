@@ -25,8 +25,9 @@ def _expected_methods() -> dict[str, set[str]]:
     gpu_ok = nvml_is_available()[0]
     return {
         "gpu": {"counter", "power"} if gpu_ok else {"none"},
-        "cpu": {"rapl"} if rapl_is_available("cpu")[0] else {"estimate"},
-        "ram": {"rapl"} if rapl_is_available("ram")[0] else {"estimate"},
+        # auto shares the host (this process tree's part): share:<basis> over rapl/estimate
+        "cpu": {"share:cpu-time"},
+        "ram": {"share:rss"},
     }
 
 
@@ -42,7 +43,7 @@ def test_doctor_json_reports_this_machine_honestly(run_cli) -> None:
         assert by[comp]["reason"]
     if by["gpu"]["method"] == "none":
         assert "NVML" in by["gpu"]["reason"] and by["gpu"]["devices"] == []
-    if by["cpu"]["method"] == "estimate":
+    if not rapl_is_available("cpu")[0]:
         assert "RAPL unavailable" in by["cpu"]["reason"]
         assert "W at full load" in by["cpu"]["reason"]
 
@@ -55,8 +56,8 @@ def test_doctor_text(run_cli) -> None:
     assert any(line.startswith("GPU: ") for line in lines)
     assert any(line.startswith("CPU: ") for line in lines)
     assert any(line.startswith("RAM: ") for line in lines)
-    if "CPU: estimate" in out:
-        assert "estimated, not measured" in out
+    if not rapl_is_available("cpu")[0]:
+        assert "CPU and RAM energy would be estimated, not measured" in out
 
 
 def test_doctor_with_simulated_spec_from_env(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_NOT_FOUND = 6
 _NAMES = {
     3: "Not Supported",
     12: "NVML Shared Library Not Found",
@@ -35,6 +37,15 @@ class FakeGpu:
     counter: bool = True
     migs: list[str] = field(default_factory=list)
     lost: bool = False
+    # Sharing: compute processes (pid -> used bytes), per-process utilisation samples
+    # (pid, timestamp us, SM %), accounting stats (pid -> (gpuUtilization %, time ms)).
+    processes: dict[int, int | None] = field(default_factory=dict)
+    util_samples: list[tuple[int, int, int]] = field(default_factory=list)
+    util_supported: bool = True
+    accounting: dict[int, tuple[int, int]] | None = None
+    mig_slots: int | None = None  # the parent's slices (nvmlDeviceGetMaxMigDeviceCount)
+    mig_slices: list[int] = field(default_factory=list)  # slices per MIG instance
+    process_calls: int = 0
 
 
 class FakeNvml:
@@ -42,6 +53,7 @@ class FakeNvml:
 
     NVMLError = NVMLError
     NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
+    NVML_ERROR_NOT_FOUND = NVML_ERROR_NOT_FOUND
 
     def __init__(self, gpus: list[FakeGpu], *, init_error: int | None = None) -> None:
         self.gpus = gpus
@@ -106,10 +118,51 @@ class FakeNvml:
         return ("gpu", handle[1])
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
-        return len(self._gpu(handle).migs)
+        gpu = self._gpu(handle)
+        return gpu.mig_slots if gpu.mig_slots is not None else len(gpu.migs)
 
     def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, j: int) -> Any:
+        if j >= len(self._gpu(handle).migs):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
         return ("mig", handle[1], j)
+
+    # -- processes sharing a device -----------------------------------------------------
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]:
+        gpu = self._gpu(handle)
+        gpu.process_calls += 1
+        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in gpu.processes.items()]
+
+    def nvmlDeviceGetProcessUtilization(self, handle: Any, last_seen: int) -> list[Any]:
+        gpu = self._gpu(handle)
+        if not gpu.util_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        fresh = [s for s in gpu.util_samples if s[1] > last_seen]
+        if not fresh:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return [
+            SimpleNamespace(pid=pid, timeStamp=ts, smUtil=sm, memUtil=0, encUtil=0, decUtil=0)
+            for pid, ts, sm in fresh
+        ]
+
+    def nvmlDeviceGetAccountingMode(self, handle: Any) -> int:
+        return 0 if self._gpu(handle).accounting is None else 1
+
+    def nvmlDeviceGetAccountingPids(self, handle: Any) -> list[int]:
+        return list(self._gpu(handle).accounting or {})
+
+    def nvmlDeviceGetAccountingStats(self, handle: Any, pid: int) -> Any:
+        stats = (self._gpu(handle).accounting or {}).get(pid)
+        if stats is None:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return SimpleNamespace(gpuUtilization=stats[0], time=stats[1], isRunning=1)
+
+    def nvmlDeviceGetAttributes(self, handle: Any) -> Any:
+        if handle[0] != "mig":
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        gpu = self.gpus[handle[1]]
+        slices = gpu.mig_slices[handle[2]] if handle[2] < len(gpu.mig_slices) else 1
+        return SimpleNamespace(gpuInstanceSliceCount=slices)
 
 
 class AmdSmiException(Exception):

@@ -70,7 +70,7 @@ def test_simulated_replaces_gpus_only() -> None:
     samplers = select("simulated:300x2")
     methods = {s.component: s.method for s in samplers}
     assert methods["gpu"] == "simulated"
-    assert methods["cpu"] in ("rapl", "estimate") and methods["ram"] in ("rapl", "estimate")
+    assert methods["cpu"] == "share:cpu-time" and methods["ram"] == "share:rss"
     assert len(samplers[0].devices) == 2
 
 
@@ -124,7 +124,7 @@ def test_replay_spec_takes_the_trace_components_and_auto_for_the_rest(tmp_path: 
     write_trace(path, [0.0, 1.0], {"gpu": [[0.0], [250.0]]}, {"gpu": ["A100"]})
     samplers = select(f"replay:{path}")
     methods = {s.component: s.method for s in samplers}
-    assert methods["gpu"] == "simulated" and methods["cpu"] in ("rapl", "estimate")
+    assert methods["gpu"] == "simulated" and methods["cpu"] == "share:cpu-time"
     with pytest.raises(ConfigError, match="has none of the components"):
         select(f"replay:{path}", components=("cpu",))
 

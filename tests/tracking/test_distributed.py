@@ -154,9 +154,11 @@ def test_rank_zero_degrades_the_run_when_another_rank_is_degraded(
     epoch_len = distributed._HEAD + 2 * 2
 
     def rank_one() -> None:
-        # Rank 1's side of the tracker's collectives: the GPU count and the start line-up
-        # (one float each), then two epochs with nothing measured and its "degraded" flag set.
+        # Rank 1's side of the tracker's collectives: the GPU count, the nodes' sites (an
+        # empty slot: rank 1 sends no site) and the start line-up, then two epochs with
+        # nothing measured and its "degraded" flag set.
         group.all_reduce_sum([0.0])
+        group.all_reduce_sum([0.0] * (distributed._SITE_BYTES + 3) * 2)
         group.all_reduce_sum([0.0])
         for _ in range(2):
             vec = [0.0] * epoch_len
