@@ -1,0 +1,212 @@
+"""Signing a run's epoch records while it trains, and verifying a run against its attestation.
+
+The chain and the cryptography are :mod:`mlflow_green.attestation` (no MLflow); this module
+is the MLflow side: which key signs (``autolog(signing_key=...)`` >
+``MLFLOW_GREEN_SIGNING_KEY``), what a record holds, and reading a run back to verify it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow_green import _settings
+from mlflow_green.attestation import (
+    ARTIFACT_PATH,
+    Chain,
+    SigningKey,
+    TrustedKey,
+    Verification,
+    load_public_key,
+    load_signing_key,
+    verify_document,
+)
+from mlflow_green.tracking import schema
+
+__all__ = [
+    "ENV_SIGNING_KEY",
+    "TAG_ATTESTATION",
+    "ClientRunReader",
+    "RunSigner",
+    "log_attestation",
+    "read_attestation",
+    "resolve_signing_key",
+    "run_green_history",
+    "trusted_keys_from_files",
+    "verify_run",
+]
+
+ENV_SIGNING_KEY = "MLFLOW_GREEN_SIGNING_KEY"
+TAG_ATTESTATION = "green.attestation"
+
+
+def resolve_signing_key(signing_key: str | os.PathLike[str] | SigningKey | None) -> SigningKey | None:
+    """The key that signs this run: the argument, else ``MLFLOW_GREEN_SIGNING_KEY``, else none.
+
+    A missing, unreadable or wrong-type file is a one-line :class:`ConfigError`.
+    """
+    if isinstance(signing_key, SigningKey):
+        return signing_key
+    if signing_key is not None and str(signing_key).strip():
+        return load_signing_key(signing_key, what="signing_key")
+    env = _settings.env_str(ENV_SIGNING_KEY)
+    if env:
+        return load_signing_key(env, what=ENV_SIGNING_KEY)
+    return None
+
+
+class RunSigner:
+    """The chain of one run, fed each finished epoch; signs the head at the end."""
+
+    def __init__(self, key: SigningKey, *, host: str | None = None) -> None:
+        self.key = key
+        self.chain = Chain()
+        self.host = host or socket.gethostname()
+
+    def add(
+        self,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        tags: Mapping[str, str],
+        start_unix_s: float,
+        end_unix_s: float,
+        sampler: Mapping[str, str],
+        unattested: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Hash one epoch (its ``green/`` metrics only) into the chain; the item to journal."""
+        green = {k: v for k, v in metrics.items() if k.startswith(schema.PREFIX)}
+        return self.chain.append(
+            step,
+            green,
+            tags=tags,
+            host=self.host,
+            start_unix_s=start_unix_s,
+            end_unix_s=end_unix_s,
+            sampler=sampler,
+            unattested=unattested,
+        )
+
+    def document(self, *, run_id: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
+        """The signed ``green/attestation.json`` over everything added so far."""
+        return self.chain.sign(self.key, run_id=run_id, tags=tags)
+
+    @property
+    def tag_value(self) -> str:
+        """The value of ``green.attestation``: ``signed:<key-id>``."""
+        return f"signed:{self.key.key_id}"
+
+
+def log_attestation(client: Any, run_id: str, document: Mapping[str, Any]) -> None:
+    """Log the document as ``green/attestation.json`` and set ``green.attestation``."""
+    with tempfile.TemporaryDirectory(prefix="mlflow-green-attest-") as tmp:
+        path = Path(tmp) / Path(ARTIFACT_PATH).name
+        path.write_text(json.dumps(document, indent=1, sort_keys=True), encoding="utf-8")
+        client.log_artifact(run_id, str(path), artifact_path=str(Path(ARTIFACT_PATH).parent))
+    client.set_tag(run_id, TAG_ATTESTATION, f"signed:{document['key_id']}")
+
+
+class ClientRunReader:
+    """Reads a run for verification through an ``MlflowClient`` (any tracking URI)."""
+
+    def __init__(self, client: Any = None) -> None:
+        if client is None:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient()
+        self.client = client
+
+    def get_run(self, run_id: str) -> Any:
+        """The run (info, tags, latest metrics)."""
+        return self.client.get_run(run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """Every ``(step, value)`` logged for ``key``."""
+        return [(int(m.step), float(m.value)) for m in self.client.get_metric_history(run_id, key)]
+
+    def artifact_text(self, run_id: str, path: str) -> str | None:
+        """The text of an artifact file, None when the run has no such file."""
+        parent = str(Path(path).parent)
+        names = {Path(f.path).name for f in self.client.list_artifacts(run_id, parent) if not f.is_dir}
+        if Path(path).name not in names:
+            return None
+        with tempfile.TemporaryDirectory(prefix="mlflow-green-verify-") as tmp:
+            local = self.client.download_artifacts(run_id, path, tmp)
+            return Path(local).read_bytes().decode("utf-8", errors="replace")
+
+
+def read_attestation(reader: Any, run_id: str) -> Any:
+    """The run's attestation document; None when it has none; ``{"_unreadable": why}`` when
+    the artifact exists but is not JSON (verification names it malformed)."""
+    text = reader.artifact_text(run_id, ARTIFACT_PATH)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        return {"_unreadable": f"not JSON ({type(exc).__name__})"}
+
+
+def run_green_history(reader: Any, run: Any) -> dict[str, dict[int, list[float]]]:
+    """Every ``green/`` metric of a run: key -> step -> the values logged at that step
+    (identical duplicates collapsed)."""
+    out: dict[str, dict[int, list[float]]] = {}
+    for key in sorted(run.data.metrics):
+        if not key.startswith(schema.PREFIX):
+            continue
+        steps: dict[int, list[float]] = {}
+        for step, value in reader.metric_history(run.info.run_id, key):
+            values = steps.setdefault(step, [])
+            if not any(v == value or (v != v and value != value) for v in values):
+                values.append(value)
+        out[key] = steps
+    return out
+
+
+def trusted_keys_from_files(sources: Sequence[str]) -> list[TrustedKey]:
+    """Public keys from ``--public-key`` files (or PEM text); a bad one is a ConfigError."""
+    return [load_public_key(s, what="--public-key") for s in sources]
+
+
+def verify_run(
+    run_id: str, *, trusted: Sequence[TrustedKey], client: Any = None, reader: Any = None
+) -> Verification:
+    """Verify a run's ``green/`` metric history and provenance tags against its attestation.
+
+    ``trusted`` are the keys accepted; with none, the key named in the document is reported
+    as unknown. ``reader`` reads the run (default: a :class:`ClientRunReader` over
+    ``client``). MLflow errors (a missing run, an unreachable server) propagate.
+    """
+    reader = reader if reader is not None else ClientRunReader(client)
+    run = reader.get_run(run_id)
+    tags = dict(run.data.tags)
+    document = read_attestation(reader, run_id)
+    if isinstance(document, dict) and "_unreadable" in document:
+        return Verification(False, "malformed", f"{ARTIFACT_PATH}: {document['_unreadable']}")
+    if document is None and tags.get(TAG_ATTESTATION):
+        return Verification(
+            False, "malformed", f"tag {TAG_ATTESTATION}={tags[TAG_ATTESTATION]} but no {ARTIFACT_PATH}"
+        )
+    history = run_green_history(reader, run)
+    aliases = []
+    journal_id = tags.get(schema.TAG_JOURNAL_ID)
+    if journal_id and journal_id.startswith("pending-"):
+        aliases.append(journal_id)  # created after the fact from its journal: signed under that id
+    result = verify_document(
+        document, run_id=run_id, history=history, tags=tags, trusted=trusted, run_aliases=aliases
+    )
+    if result.verified and tags.get(TAG_ATTESTATION) != f"signed:{result.key_id}":
+        return Verification(
+            False,
+            "changed-tag",
+            f"tag {TAG_ATTESTATION} is {tags.get(TAG_ATTESTATION)!r}, the artifact is signed by {result.key_id}",
+            key_id=result.key_id,
+            key_name=result.key_name,
+            steps=result.steps,
+        )
+    return result
