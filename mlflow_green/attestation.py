@@ -482,7 +482,7 @@ def verify_document(
     if key is None:
         known = ", ".join(sorted(by_id)) or "none configured"
         return _fail("unknown-key", f"signed by key {key_id}, not a trusted key (trusted: {known})", key_id=key_id)
-    who = {"key_id": key_id, "key_name": key.name or None}
+    who: dict[str, Any] = {"key_id": key_id, "key_name": key.name or None}
     try:
         message = canonical(statement)
     except (TypeError, ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -84,6 +85,7 @@ def autolog(
     on_budget: OnBudget = "warn",
     log_every_n_epochs: int = 1,
     report: bool = True,
+    signing_key: str | os.PathLike[str] | None = None,
 ) -> None:
     """Record per-epoch energy, CO2eq, embodied share and accuracy per kg of every training run.
 
@@ -115,6 +117,9 @@ def autolog(
         log_every_n_epochs: send to MLflow every n epochs (each epoch is journaled locally
             at once, whatever n is).
         report: log the report artifacts at the end of the run.
+        signing_key: path to an Ed25519 private key (PEM, from ``mlflow-green keygen``) that
+            signs every epoch record into ``green/attestation.json``; default
+            MLFLOW_GREEN_SIGNING_KEY; none: the run is not signed.
 
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
@@ -145,6 +150,7 @@ def autolog(
             on_budget=on_budget,
             log_every_n_epochs=log_every_n_epochs,
             report=report,
+            signing_key=None if signing_key is None else str(signing_key),
         )
         check_config(config)
         _STATE.config = config

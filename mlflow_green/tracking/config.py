@@ -56,6 +56,9 @@ class GreenConfig:
     # epoch keeps its own step). None: MLFLOW_GREEN_SEND_INTERVAL, else 5 s. 0 sends each
     # epoch as it ends. Closing the run always sends everything at once.
     send_interval_s: float | None = None
+    # Path to the Ed25519 private key that signs the run (attestation); None:
+    # MLFLOW_GREEN_SIGNING_KEY, else unsigned.
+    signing_key: str | None = None
 
     @classmethod
     def create(cls, **options: Any) -> GreenConfig:
@@ -124,6 +127,10 @@ class GreenConfig:
             if not names or not all(n.strip() for n in names):
                 raise ConfigError("accuracy_metric must name at least one metric")
             changes["accuracy_metric"] = names[0] if len(names) == 1 else names
+        # A bad key file (missing, unreadable, not Ed25519) fails here, at autolog(), in one line.
+        from mlflow_green.tracking.attestation import resolve_signing_key
+
+        resolve_signing_key(self.signing_key)
         interval = parse_float(self.poll_interval_s, "poll_interval_s")
         if interval <= 0:
             raise ConfigError("poll_interval_s must be greater than 0")

@@ -184,3 +184,97 @@ def test_signing_key_argument_beats_environment(
     monkeypatch.setenv(ENV_SIGNING_KEY, str(tmp_path / "gone.key"))
     with pytest.raises(ConfigError, match=f"{ENV_SIGNING_KEY} .*gone.key does not exist"):
         resolve_signing_key(None)
+
+
+# -- the tracker signs --------------------------------------------------------------------
+
+OPTIONS = {"sampler": "simulated:300", "intensity": 250, "silent": True}
+
+
+def _train(n: int, **options: Any) -> Any:
+    import mlflow_green
+
+    loop = mlflow_green.epochs(n, **{**OPTIONS, **options})
+    for epoch in loop:
+        mlflow_green.report_accuracy(0.5 + epoch / 10)  # given to mlflow_green: attested
+    return loop.tracker
+
+
+def test_tracker_signs_each_epoch_and_the_run_verifies(mlflow_local: str, key_files: Any) -> None:
+    from mlflow import MlflowClient
+
+    from mlflow_green.tracking.journal import journal_path, read_journal
+
+    tracker = _train(3, signing_key=str(key_files[0]))
+    state = read_journal(journal_path(tracker.journal_id))
+    assert [i["entry"]["step"] for i in state.attest_items] == [0, 1, 2]
+    assert state.attestation is not None and state.attestation["statement"]["run_id"] == tracker.run_id
+    entry = state.attest_items[0]["entry"]
+    assert entry["tags"][schema.TAG_METHOD_GPU] == "simulated" and entry["sampler"]["spec"] == "simulated:300"
+    assert float(entry["window"]["end_unix_s"]) > float(entry["window"]["start_unix_s"]) and entry["host"]
+    client = MlflowClient(mlflow_local)
+    result = verify_run(tracker.run_id, trusted=[load_public_key(key_files[1])], client=client)
+    assert result.verified and result.steps == 3 and result.unattested == (), result
+    assert client.get_run(tracker.run_id).data.tags["green.attestation"].startswith("signed:")
+
+
+def test_accuracy_read_back_from_the_run_is_named_unattested(mlflow_local: str, key_files: Any) -> None:
+    import mlflow
+    import mlflow_green
+
+    loop = mlflow_green.epochs(3, signing_key=str(key_files[0]), **OPTIONS)
+    for epoch in loop:
+        mlflow.log_metric("val_accuracy", 0.5 + epoch / 10, step=epoch)
+    result = verify_run(loop.tracker.run_id, trusted=[load_public_key(key_files[1])])
+    assert result.verified and result.unattested == (schema.ACCURACY_PER_KG,), result
+
+
+def test_signing_key_from_environment(mlflow_local: str, key_files: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_SIGNING_KEY, str(key_files[0]))
+    tracker = _train(2)
+    assert verify_run(tracker.run_id, trusted=[load_public_key(key_files[1])]).verified
+
+
+def test_unsigned_by_default(mlflow_local: str, key_files: Any) -> None:
+    tracker = _train(2)
+    assert verify_run(tracker.run_id, trusted=[load_public_key(key_files[1])]).reason == "unsigned"
+
+
+@pytest.mark.parametrize("which", ["missing", "public", "garbage"])
+def test_bad_key_is_one_line_config_error_at_autolog(
+    tmp_path: Path, key_files: Any, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    import mlflow_green
+
+    path = {"missing": tmp_path / "nope.key", "public": key_files[1], "garbage": tmp_path / "g.key"}[which]
+    if which == "garbage":
+        path.write_text("garbage")
+    try:
+        with pytest.raises(ConfigError) as info:
+            mlflow_green.autolog(signing_key=str(path))
+        assert "\n" not in str(info.value) and str(path) in str(info.value)
+        monkeypatch.setenv(ENV_SIGNING_KEY, str(path))
+        with pytest.raises(ConfigError, match=ENV_SIGNING_KEY):
+            mlflow_green.autolog()
+    finally:
+        monkeypatch.delenv(ENV_SIGNING_KEY, raising=False)
+        mlflow_green.autolog(disable=True)
+
+
+def test_signing_failing_mid_run_degrades_and_training_finishes(
+    mlflow_local: str, key_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from mlflow_green.tracking.attestation import RunSigner
+
+    def broken(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise OSError("hardware security module gone")
+
+    monkeypatch.setenv("MLFLOW_GREEN_STRICT", "0")
+    monkeypatch.setattr(RunSigner, "add", broken)
+    tracker = _train(3, signing_key=str(key_files[0]))
+    tags = MlflowClient(mlflow_local).get_run(tracker.run_id).data.tags
+    assert "attestation failed (hardware security module gone)" in tags[schema.TAG_STATUS]
+    assert "green.attestation" not in tags and len(tracker.records) == 3
+    assert verify_run(tracker.run_id, trusted=[load_public_key(key_files[1])]).reason == "unsigned"
