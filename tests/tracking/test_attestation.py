@@ -278,3 +278,32 @@ def test_signing_failing_mid_run_degrades_and_training_finishes(
     assert "attestation failed (hardware security module gone)" in tags[schema.TAG_STATUS]
     assert "green.attestation" not in tags and len(tracker.records) == 3
     assert verify_run(tracker.run_id, trusted=[load_public_key(key_files[1])]).reason == "unsigned"
+
+
+@pytest.mark.slow
+def test_server_down_at_start_recover_logs_the_journaled_attestation(
+    key_files: Any, mlflow_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import mlflow
+
+    from mlflow_green.tracking.recover import recover
+    from tests._servers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", down)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", f"attest-pending-{time.time_ns()}")
+    mlflow.set_tracking_uri(down)
+    tracker = _train(2, signing_key=str(key_files[0]))
+    assert tracker.run_id is None and tracker.journal_id.startswith("pending-")
+    trusted = [load_public_key(key_files[1])]
+    (first,) = recover(tracker.journal_id, tracking_uri=mlflow_server.url)
+    assert first.error is None and first.created_run and first.attestation_logged, first
+    client = mlflow.MlflowClient(mlflow_server.url)
+    result = verify_run(first.run_id, trusted=trusted, client=client)
+    assert result.verified and result.steps == 2, result
+    # Idempotent: a second recovery logs nothing again and the run still verifies.
+    (second,) = recover(first.run_id, tracking_uri=mlflow_server.url)
+    assert second.error is None and not second.attestation_logged
+    assert verify_run(first.run_id, trusted=trusted, client=client).verified
