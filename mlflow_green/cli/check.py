@@ -62,6 +62,11 @@ def verdict_text(verdict: Any) -> str:
             lines.append(f"  [FAIL] {r}")
     for w in verdict.warnings:
         lines.append(f"  [warn] {w}")
+    attestation = getattr(verdict, "attestation", None)
+    if attestation is not None:
+        from mlflow_green.registry.verdict import attestation_text
+
+        lines.append(f"  attestation: {attestation_text(attestation)}")
     if verdict.gated is False and (verdict.alias or verdict.stage):
         lines.append(f"  note: {verdict.target} is not gated by the policy; a server would not refuse it")
     return "\n".join(lines)

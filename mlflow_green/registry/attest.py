@@ -35,15 +35,25 @@ class StoreRunReader:
 
     def artifact_text(self, run_id: str, path: str) -> str | None:
         """The artifact's text read from the run's artifact repository; None when absent."""
-        from mlflow.server.handlers import _get_artifact_repo
+        # The same resolution as MLflow's own get-artifact handler: a proxied root
+        # (mlflow-artifacts:/...) is read from the server's artifacts destination.
+        from mlflow.server import handlers
 
-        repo = _get_artifact_repo(self.store.get_run(run_id))
-        parent = str(Path(path).parent)
+        root = self.store.get_run(run_id).info.artifact_uri
+        if handlers._is_servable_proxied_run_artifact_root(root):
+            repo = handlers._get_artifact_repo_mlflow_artifacts()
+            base = handlers._get_proxied_run_artifact_destination_path(proxied_artifact_root=root)
+            scoped = getattr(handlers, "_get_workspace_scoped_repo_path_if_enabled", lambda p: p)
+            base = scoped(base)
+        else:
+            repo, base = handlers._get_artifact_repository_for_uri(root), ""
+        full = f"{base.rstrip('/')}/{path}" if base else path
+        parent = str(Path(full).parent)
         names = {Path(f.path).name for f in repo.list_artifacts(parent) if not f.is_dir}
-        if Path(path).name not in names:
+        if Path(full).name not in names:
             return None
         with tempfile.TemporaryDirectory(prefix="mlflow-green-gate-") as tmp:
-            local = repo.download_artifacts(path, tmp)
+            local = repo.download_artifacts(full, tmp)
             return Path(local).read_bytes().decode("utf-8", errors="replace")
 
 
