@@ -221,7 +221,7 @@ def test_tags_outside_the_evidence_do_not_count(keys: Any) -> None:
 
 
 def test_other_run_unknown_key_unsigned_malformed(keys: Any, tmp_path: Path) -> None:
-    key, trusted, kid = keys
+    key, trusted, _kid = keys
     doc, history = _signed(key)
     other = load_public_key(generate_key_pair(tmp_path / "o", "o")[1])
 

@@ -16,10 +16,7 @@ from mlflow_green.registry.footprint import Footprint
 from mlflow_green.registry.policy import BudgetEntry, ModelPolicy, budgets_from_tags
 from mlflow_green.tracking import schema
 
-__all__ = ["GATE_ATTESTATION", "BudgetCheck", "Verdict", "attestation_text", "judge", "model_is_budgeted"]
-
-# Evidence tag: which key attested the version's runs, or why they are unattested.
-GATE_ATTESTATION = "green.gate.attestation"
+__all__ = ["BudgetCheck", "Verdict", "attestation_text", "judge", "model_is_budgeted"]
 
 # MLflow rejects tag values longer than this on some stores; reasons are cut to fit.
 _MAX_TAG_VALUE = 4000
@@ -173,7 +170,7 @@ class Verdict:
             reasons += " (warnings: " + "; ".join(self.warnings) + ")"
         extra = {}
         if self.attestation is not None:
-            extra[GATE_ATTESTATION] = attestation_text(self.attestation)[:_MAX_TAG_VALUE]
+            extra[schema.GATE_ATTESTATION] = attestation_text(self.attestation)[:_MAX_TAG_VALUE]
         return {
             **extra,
             schema.GATE_VERDICT: "pass" if self.passed else "fail",

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 ENV_SIGNING_KEY = "MLFLOW_GREEN_SIGNING_KEY"
-TAG_ATTESTATION = "green.attestation"
+TAG_ATTESTATION = schema.TAG_ATTESTATION
 
 
 def resolve_signing_key(signing_key: str | os.PathLike[str] | SigningKey | None) -> SigningKey | None:

@@ -100,6 +100,12 @@ GATE_CHECKED_AT = "green.gate.checked_at"
 GATE_REASONS = "green.gate.reasons"
 # The targets (aliases or stages) this evidence was established for, comma-separated.
 GATE_SCOPE = "green.gate.scope"
+# Which key attested the version's runs (``signed:<key-id> (<name>)``), or why they are
+# unattested (``unattested: <reason>: <detail>``).
+GATE_ATTESTATION = "green.gate.attestation"
+
+# A signed run (attestation): ``signed:<key-id>``, with the artifact ``green/attestation.json``.
+TAG_ATTESTATION = "green.attestation"
 
 # Set on a run created after the fact from a journal (the tracking server was down at start):
 # the journal's id, so that a second creation attempt finds the run instead of making another.

@@ -5,7 +5,6 @@ signed version (its key named in the evidence)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from mlflow import MlflowClient
 
     work = tmp_path_factory.mktemp("gate-attest")
-    private, public, key_id = generate_key_pair(work / "keys", "ci")
+    private, _public, key_id = generate_key_pair(work / "keys", "ci")
     policy = work / "policy.yaml"
     policy.write_text(
         "trusted_keys:\n  - {id: ci-runner, public_key: keys/ci.pub}\n"
@@ -73,6 +72,8 @@ def test_signed_version_is_promoted_with_its_key_in_evidence(gate: dict[str, Any
     tags = gate["client"].get_model_version(name, version).tags
     assert tags["green.gate.attestation"] == f"signed:{gate['key_id']} (ci-runner)"
     assert _stage(gate, route, name, version).status_code == 200
+    page = requests.get(f"{gate['url']}/green", timeout=60)
+    assert page.status_code == 200 and f"signed:{gate['key_id']} (ci-runner)" in page.text
 
 
 def _refused(resp: requests.Response, *needles: str) -> None:

@@ -220,6 +220,7 @@ def test_tracker_signs_each_epoch_and_the_run_verifies(mlflow_local: str, key_fi
 
 def test_accuracy_read_back_from_the_run_is_named_unattested(mlflow_local: str, key_files: Any) -> None:
     import mlflow
+
     import mlflow_green
 
     loop = mlflow_green.epochs(3, signing_key=str(key_files[0]), **OPTIONS)
