@@ -368,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   RunTag("green.status", "ok")],
         )
         client.set_terminated(run_id)
-        version = client.create_model_version(MODEL_NAME, state["small_model"], run_id).version
+        version = client.create_model_version(MODEL_NAME, f"runs:/{run_id}/model", run_id).version
         print(f"{MODEL_NAME} version {version} <- run 'typed-by-hand': {figures}")
         body = {"name": MODEL_NAME, "alias": ALIAS, "version": str(version)}
         print(f"$ POST {server.url}/api/2.0/mlflow/registered-models/alias {body}")

@@ -166,8 +166,11 @@ def check_config(config: GreenConfig) -> None:
     """Resolve what can be resolved now, so a typo fails at ``autolog()``, not mid-training."""
     import mlflow_green.accounting as acct
     from mlflow_green.samplers import parse_spec
+    from mlflow_green.tracking.attestation import resolve_signing_key
 
     parse_spec(config.sampler)
+    # A bad key file (missing, unreadable, not Ed25519; argument or MLFLOW_GREEN_SIGNING_KEY).
+    resolve_signing_key(config.signing_key)
     acct.resolve_location(
         country=config.country,
         region=config.region,

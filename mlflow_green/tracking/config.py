@@ -127,10 +127,6 @@ class GreenConfig:
             if not names or not all(n.strip() for n in names):
                 raise ConfigError("accuracy_metric must name at least one metric")
             changes["accuracy_metric"] = names[0] if len(names) == 1 else names
-        # A bad key file (missing, unreadable, not Ed25519) fails here, at autolog(), in one line.
-        from mlflow_green.tracking.attestation import resolve_signing_key
-
-        resolve_signing_key(self.signing_key)
         interval = parse_float(self.poll_interval_s, "poll_interval_s")
         if interval <= 0:
             raise ConfigError("poll_interval_s must be greater than 0")

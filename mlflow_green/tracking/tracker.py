@@ -128,6 +128,11 @@ class GreenTracker:
                 raise ConfigError(f"total_epochs={total_epochs!r} must be a whole number >= 1")
             total_epochs = int(total_epochs)
         self.config = _config_from(config, options)
+        if options.get("signing_key") is not None:
+            # Given here explicitly: a bad key file is the caller's error, said now in one line.
+            from mlflow_green.tracking.attestation import resolve_signing_key
+
+            resolve_signing_key(options["signing_key"])
         self.total_epochs = total_epochs
         self._requested_run_id = run_id
         self._run_name = run_name

@@ -308,3 +308,27 @@ def test_server_down_at_start_recover_logs_the_journaled_attestation(
     (second,) = recover(first.run_id, tracking_uri=mlflow_server.url)
     assert second.error is None and not second.attestation_logged
     assert verify_run(first.run_id, trusted=trusted, client=client).verified
+
+
+def test_bad_key_given_to_epochs_is_a_config_error(tmp_path: Path) -> None:
+    import mlflow_green
+
+    with pytest.raises(ConfigError, match=r"signing_key .*nope\.key does not exist"):
+        mlflow_green.epochs(2, signing_key=str(tmp_path / "nope.key"), **OPTIONS)
+
+
+def test_key_gone_after_autolog_degrades_the_run(
+    mlflow_local: str, tmp_path: Path, key_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from mlflow import MlflowClient
+
+    key = tmp_path / "moved.key"
+    shutil.copy(key_files[0], key)
+    monkeypatch.setenv(ENV_SIGNING_KEY, str(key))
+    key.unlink()  # after the configuration was checked, before the run starts
+    monkeypatch.setenv("MLFLOW_GREEN_STRICT", "0")
+    tracker = _train(2)
+    status = MlflowClient(mlflow_local).get_run(tracker.run_id).data.tags[schema.TAG_STATUS]
+    assert status.startswith("degraded: signing key unusable") and len(tracker.records) == 2
