@@ -313,6 +313,10 @@ class Chain:
         for item in items:
             self.entries.append({"entry": dict(item["entry"]), "hash": str(item["hash"])})
 
+    def problem(self, head: str) -> str | None:
+        """Why the entries do not hash, each into the next, up to ``head``; None when they do."""
+        return _check_chain(self.entries, head)
+
     def sign(self, key: SigningKey, *, run_id: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
         """The attestation document: the statement (run, head, final tags) signed by ``key``."""
         statement = {

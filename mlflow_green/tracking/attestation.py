@@ -92,6 +92,32 @@ class RunSigner:
             unattested=unattested,
         )
 
+    def continue_from(self, document: Any, *, run_id: str) -> bool:
+        """Continue the chain of an earlier part of this run (a resumed run) signed by the same
+        key: its entries are kept as signed, new ones link to its head. False (nothing kept)
+        when the document is not this key's valid signature for this run."""
+        from mlflow_green.attestation import canonical
+
+        if not isinstance(document, dict) or document.get("key_id") != self.key.key_id:
+            return False
+        statement, entries = document.get("statement"), document.get("entries")
+        if not isinstance(statement, dict) or not isinstance(entries, list) or statement.get("run_id") != run_id:
+            return False
+        try:
+            import base64
+
+            signature = base64.b64decode(str(document.get("signature", "")), validate=True)
+            if not self.key.public.verify(signature, canonical(statement)):
+                return False
+            chain = Chain()
+            chain.extend(entries)
+        except (KeyError, TypeError, ValueError):
+            return False
+        if chain.problem(str(statement.get("head"))) is not None:
+            return False
+        self.chain = chain
+        return True
+
     def document(self, *, run_id: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
         """The signed ``green/attestation.json`` over everything added so far."""
         return self.chain.sign(self.key, run_id=run_id, tags=tags)

@@ -332,3 +332,28 @@ def test_key_gone_after_autolog_degrades_the_run(
     tracker = _train(2)
     status = MlflowClient(mlflow_local).get_run(tracker.run_id).data.tags[schema.TAG_STATUS]
     assert status.startswith("degraded: signing key unusable") and len(tracker.records) == 2
+
+
+def test_resumed_run_continues_the_signed_chain(client: Any, exp: str, key_files: Any, tmp_path: Path) -> None:
+    from mlflow.entities import Metric
+
+    from mlflow_green.tracking.attestation import ClientRunReader, RunSigner
+    from tests.tracking._attest import TAGS, epoch_metrics
+
+    key = load_signing_key(key_files[0])
+    rid = log_signed_run(client, exp, key, steps=2)
+    earlier = read_attestation(ClientRunReader(client), rid)
+    stranger = RunSigner(load_signing_key(generate_key_pair(tmp_path, "s")[0]))
+    assert not stranger.continue_from(earlier, run_id=rid)  # another key
+    assert not RunSigner(key).continue_from(earlier, run_id="another-run")
+    forged = json.loads(json.dumps(earlier))
+    forged["entries"][0]["entry"]["metrics"]["green/energy_kwh"] = "0.0"
+    assert not RunSigner(key).continue_from(forged, run_id=rid)
+    signer = RunSigner(key)
+    assert signer.continue_from(earlier, run_id=rid)
+    metrics = epoch_metrics(2, 1.0, 3)
+    signer.add(2, metrics, tags=TAGS, start_unix_s=2000.0, end_unix_s=2001.0, sampler={"gpu": "counter"})
+    client.log_batch(rid, metrics=[Metric(k, v, 1_700_000_000_002, 2) for k, v in metrics.items()])
+    log_attestation(client, rid, signer.document(run_id=rid, tags=TAGS))
+    result = _verify(client, rid, key_files[1])
+    assert result.verified and result.steps == 3, result
