@@ -183,6 +183,8 @@ def _pem_bytes(path: Path, what: str, hint: str) -> bytes:
         raise ConfigError(f"{what} {path} is a directory, not a PEM file; {hint}") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read ({exc.strerror or exc}); {hint}") from None
+    except ValueError:  # a NUL byte in the path
+        raise ConfigError(f"{what} {str(path)!r} is not a valid path; {hint}") from None
 
 
 def load_signing_key(path: str | os.PathLike[str], *, what: str = "signing key") -> SigningKey:

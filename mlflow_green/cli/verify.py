@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     except MlflowException as exc:
         code = getattr(exc, "error_code", "")
         text = " ".join(str(exc.message).split())[:300]
+        low = text.lower()
+        if any(w in low for w in ("max retries", "connection", "refused", "timed out", "failed to resolve")):
+            raise ConfigError(
+                f"cannot reach the MLflow tracking server ({text[:250]}); check MLFLOW_TRACKING_URI"
+            ) from None
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             raise ConfigError(f"run {args.run_id!r} not found: {text}") from None
         raise ConfigError(f"MLflow error {code}: {text}") from None
