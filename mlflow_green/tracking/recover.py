@@ -178,6 +178,11 @@ def _recover_one(
         if state.ended and state.report:
             report = {**state.report, "run_id": run_id}  # None when the run was created late
             result.report_uploaded = _upload_report_if_missing(uri, run_id, report, timeout_s)
+        if state.attestation is None and state.attest_items and interrupted:
+            # Killed before signing: the records were hashed as they were journaled; with a
+            # signing key here, the chain's head is signed (the records are not re-hashed).
+            journal = journal or Journal(path)
+            state.attestation = _sign_interrupted(state, run_id, {**state.tags, **tags}, journal)
         if state.attestation is not None:
             # Signed by the training process: logged as journaled, never re-signed here.
             result.attestation_logged = _log_attestation_if_missing(uri, run_id, state.attestation, timeout_s)
@@ -321,6 +326,25 @@ def _process_start_unix_s(pid: int) -> float | None:
         return boot + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def _sign_interrupted(
+    state: JournalState, run_id: str, tags: dict[str, str], journal: Journal
+) -> dict[str, Any] | None:
+    """The signed document over a killed writer's journaled chain, or None (no key here, or
+    the journaled chain does not hold together)."""
+    from mlflow_green.tracking.attestation import RunSigner, resolve_signing_key
+
+    key = resolve_signing_key(None)
+    if key is None:
+        return None
+    signer = RunSigner(key)
+    signer.chain.extend(state.attest_items)
+    if signer.chain.problem(signer.chain.head) is not None:
+        return None
+    document = signer.document(run_id=run_id, tags=tags)
+    journal.attestation(document)
+    return document
 
 
 def _log_attestation_if_missing(

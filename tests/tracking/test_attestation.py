@@ -357,3 +357,36 @@ def test_resumed_run_continues_the_signed_chain(client: Any, exp: str, key_files
     log_attestation(client, rid, signer.document(run_id=rid, tags=TAGS))
     result = _verify(client, rid, key_files[1])
     assert result.verified and result.steps == 3, result
+
+
+def test_recover_signs_a_killed_writers_journaled_chain(
+    client: Any, exp: str, key_files: Any, store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+
+    from mlflow_green.tracking.attestation import RunSigner
+    from mlflow_green.tracking.journal import OWNER_TRACKER, Journal
+    from mlflow_green.tracking.recover import recover
+    from tests.tracking._attest import TAGS, epoch_metrics
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a dead writer
+    run_id = client.create_run(exp).info.run_id
+    journal = Journal.open(run_id, tracking_uri=store[0], experiment_id=exp, owner=OWNER_TRACKER,
+                           extra={"pid": proc.pid, "hostname": socket.gethostname()})
+    journal.tags(TAGS)
+    signer = RunSigner(load_signing_key(key_files[0]))
+    for step in range(2):
+        metrics = {k: v for k, v in epoch_metrics(step, 1.0, 2).items() if k.startswith("green/")}
+        journal.epoch(step, metrics, 1_700_000_000_000 + step)
+        journal.attest(signer.add(step, metrics, tags=TAGS, start_unix_s=step, end_unix_s=step + 1, sampler={}))
+    journal.close()
+    monkeypatch.setenv(ENV_SIGNING_KEY, str(key_files[0]))
+    (result,) = recover(run_id, tracking_uri=store[0])
+    assert result.error is None and result.ended_as == "KILLED" and result.attestation_logged, result
+    verdict = _verify(client, run_id, key_files[1])
+    assert verdict.verified and verdict.steps == 2, verdict
+    assert "interrupted" in client.get_run(run_id).data.tags[schema.TAG_STATUS]
+    (again,) = recover(run_id, tracking_uri=store[0])
+    assert again.error is None and not again.attestation_logged
