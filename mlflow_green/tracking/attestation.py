@@ -67,6 +67,8 @@ class RunSigner:
         self.key = key
         self.chain = Chain()
         self.host = host or socket.gethostname()
+        # The tags signed for the earlier part of a resumed run: still on the run.
+        self._earlier_tags: dict[str, str] = {}
 
     def add(
         self,
@@ -116,11 +118,12 @@ class RunSigner:
         if chain.problem(str(statement.get("head"))) is not None:
             return False
         self.chain = chain
+        self._earlier_tags = {str(k): str(v) for k, v in dict(statement.get("tags") or {}).items()}
         return True
 
     def document(self, *, run_id: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
         """The signed ``green/attestation.json`` over everything added so far."""
-        return self.chain.sign(self.key, run_id=run_id, tags=tags)
+        return self.chain.sign(self.key, run_id=run_id, tags={**self._earlier_tags, **tags})
 
     @property
     def tag_value(self) -> str:

@@ -707,6 +707,28 @@ class GreenTracker:
             return
         if key is not None:
             self._signer = RunSigner(key)
+            if self.run_id is not None and not self._started_run:
+                self._continue_chain()
+
+    def _continue_chain(self) -> None:
+        """A run that existed before this tracker (resumed): continue its signed chain."""
+        from mlflow import MlflowClient
+
+        from mlflow_green.tracking.attestation import ClientRunReader, read_attestation
+
+        try:
+            with _short_http(timeout_s=15):
+                reader = ClientRunReader(MlflowClient(tracking_uri=self.tracking_uri))
+                earlier = read_attestation(reader, self.run_id or "")
+        except Exception:
+            _log.debug("reading the run's earlier attestation failed", exc_info=True)
+            return
+        if earlier is not None and not self._signer.continue_from(earlier, run_id=self.run_id or ""):
+            self._warn_once(
+                "attestation-continue",
+                f"mlflow_green: run {self.run_id} carries an attestation this key cannot continue; "
+                "its earlier epochs will not verify",
+            )
 
     def _sampler_identity(self) -> dict[str, str]:
         hw = self._hardware

@@ -390,3 +390,20 @@ def test_recover_signs_a_killed_writers_journaled_chain(
     assert "interrupted" in client.get_run(run_id).data.tags[schema.TAG_STATUS]
     (again,) = recover(run_id, tracking_uri=store[0])
     assert again.error is None and not again.attestation_logged
+
+
+def test_training_resumed_in_the_same_run_continues_the_chain(mlflow_local: str, key_files: Any) -> None:
+    import mlflow
+
+    import mlflow_green
+
+    with mlflow.start_run() as run:
+        for epoch in mlflow_green.epochs(2, signing_key=str(key_files[0]), **OPTIONS):
+            mlflow_green.report_accuracy(0.5 + epoch / 10)
+    # Preempted and resumed: the same run, its steps continued.
+    with mlflow.start_run(run_id=run.info.run_id):
+        tracker = mlflow_green.GreenTracker(3, signing_key=str(key_files[0]), **OPTIONS)
+        with tracker:
+            # The earlier part's signed records are the start of this process's chain.
+            assert tracker._signer is not None and len(tracker._signer.chain.entries) == 2
+    assert verify_run(run.info.run_id, trusted=[load_public_key(key_files[1])]).verified
