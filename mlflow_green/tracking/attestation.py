@@ -8,10 +8,11 @@ is the MLflow side: which key signs (``autolog(signing_key=...)`` >
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,16 @@ from mlflow_green.attestation import (
     load_signing_key,
     verify_document,
 )
+from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ENV_SIGNING_KEY",
     "TAG_ATTESTATION",
     "ClientRunReader",
+    "RunAttestation",
     "RunSigner",
     "log_attestation",
     "read_attestation",
@@ -129,6 +134,142 @@ class RunSigner:
     def tag_value(self) -> str:
         """The value of ``green.attestation``: ``signed:<key-id>``."""
         return f"signed:{self.key.key_id}"
+
+
+def sampler_identity(hardware: Any, spec: str | None) -> dict[str, str]:
+    """What measured: the sampler spec, each component's method, the devices' names."""
+    methods = dict(getattr(hardware, "methods", None) or {})
+    return {
+        "spec": str(spec or _settings.env_str(_settings.ENV_SAMPLER) or "auto"),
+        **{f"method.{k}": str(v) for k, v in sorted(methods.items())},
+        "gpu_names": ",".join(map(str, getattr(hardware, "gpu_names", None) or ())),
+        "simulated": str(bool(getattr(hardware, "simulated", False))).lower(),
+    }
+
+
+class RunAttestation:
+    """The tracker's side of signing one run. A failure degrades the run (the ``degrade``
+    callback) and leaves it unsigned; with ``MLFLOW_GREEN_STRICT=1`` it raises."""
+
+    def __init__(self, signer: RunSigner, *, degrade: Callable[[str], None]) -> None:
+        self.signer: RunSigner | None = signer
+        self.document: dict[str, Any] | None = None
+        self._degrade = degrade
+
+    @classmethod
+    def open(
+        cls,
+        signing_key: str | None,
+        *,
+        degrade: Callable[[str], None],
+        warn: Callable[[str, str], None],
+        run_id: str | None,
+        existed: bool,
+        tracking_uri: str | None,
+    ) -> RunAttestation | None:
+        """The run's signer (None without a key). A run that existed before (resumed)
+        continues its signed chain when this key signed it."""
+        try:
+            key = resolve_signing_key(signing_key)
+        except ConfigError as exc:  # checked at autolog(); the file changed since
+            if _settings.strict():
+                raise
+            degrade(f"signing key unusable ({exc}); the run is not signed")
+            return None
+        if key is None:
+            return None
+        attestation = cls(RunSigner(key), degrade=degrade)
+        if run_id is not None and existed:
+            attestation._continue(run_id, tracking_uri, warn)
+        return attestation
+
+    def _continue(self, run_id: str, tracking_uri: str | None, warn: Callable[[str, str], None]) -> None:
+        from mlflow import MlflowClient
+
+        from mlflow_green.tracking.tracker import _short_http
+
+        try:
+            with _short_http(timeout_s=15):
+                earlier = read_attestation(ClientRunReader(MlflowClient(tracking_uri=tracking_uri)), run_id)
+        except Exception:
+            _log.debug("reading the run's earlier attestation failed", exc_info=True)
+            return
+        assert self.signer is not None
+        if earlier is not None and not self.signer.continue_from(earlier, run_id=run_id):
+            warn(
+                "attestation-continue",
+                f"mlflow_green: run {run_id} carries an attestation this key cannot continue; "
+                "its earlier epochs will not verify",
+            )
+
+    def _failed(self, exc: BaseException) -> None:
+        if _settings.strict():
+            raise exc
+        self.signer, self.document = None, None
+        self._degrade(f"attestation failed ({exc}); the run is not signed")
+
+    def epoch(
+        self,
+        record: Any,
+        metrics: Mapping[str, float],
+        *,
+        tags: Mapping[str, str],
+        hardware: Any,
+        sampler_spec: str | None,
+        deferred: bool,
+        journal: Any,
+    ) -> None:
+        """Hash one finished epoch into the chain and journal the item with the epoch."""
+        if self.signer is None:
+            return
+        try:
+            item = self.signer.add(
+                record.step,
+                metrics,
+                tags=tags,
+                start_unix_s=record.start_unix_s,
+                end_unix_s=record.start_unix_s + record.epoch_seconds,
+                sampler=sampler_identity(hardware, sampler_spec),
+                # Read back from the run's own metrics later by the logger: not measured here.
+                unattested=[schema.ACCURACY_PER_KG] if deferred else [],
+            )
+            if journal is not None and journal.failed is None:
+                journal.attest(item)
+        except Exception as exc:
+            self._failed(exc)
+
+    def sign(self, *, run_id: str | None, tags: Mapping[str, str], journal: Any) -> None:
+        """Sign the head with the final tags; journal the document (``recover`` logs it)."""
+        if self.signer is None:
+            return
+        try:
+            self.document = self.signer.document(run_id=run_id, tags=tags)
+            if journal is not None and journal.failed is None:
+                journal.attestation(self.document)
+        except Exception as exc:
+            self._failed(exc)
+
+    def log(self, tracking_uri: str | None, run_id: str, journal_id: str | None) -> bool:
+        """Log the signed document and tag; True when done (or nothing to log)."""
+        if self.document is None:
+            return True
+        from mlflow import MlflowClient
+
+        from mlflow_green.tracking.tracker import _looks_network, _short_http
+
+        try:
+            with _short_http(timeout_s=30):
+                log_attestation(MlflowClient(tracking_uri=tracking_uri), run_id, self.document)
+            return True
+        except Exception as exc:
+            if _settings.strict() and not _looks_network(exc):
+                raise
+            _log.warning(
+                "mlflow_green: attestation not logged (%s); `mlflow-green recover --run-id %s` logs it",
+                exc,
+                journal_id,
+            )
+            return False
 
 
 def log_attestation(client: Any, run_id: str, document: Mapping[str, Any]) -> None:

@@ -179,8 +179,7 @@ class GreenTracker:
         self._dist = DistInfo()
         self._hardware: Any = None
         # Signs the run's epoch records (attestation); None when no signing key is configured.
-        self._signer: Any = None
-        self._attestation: dict[str, Any] | None = None
+        self._attestation: Any = None
         # MLFLOW_GREEN_DISABLE=1 turns every tracker into a no-op, the loop runs as is.
         self.enabled = not _settings.disabled()
 
@@ -663,8 +662,16 @@ class GreenTracker:
                 if _settings.strict():
                     raise
                 self._degrade(f"journal write failed ({exc})")
-        if self._signer is not None:
-            self._attest(record, metrics, deferred=accuracy_from_run)
+        if self._attestation is not None:
+            self._attestation.epoch(
+                record,
+                metrics,
+                tags=self._tags,
+                hardware=self._hardware,
+                sampler_spec=self.config.sampler,
+                deferred=accuracy_from_run,
+                journal=self._journal,
+            )
         if end is not None and all(map(math.isfinite, metrics.values())):
             # The logger reads it back from the journal: nothing of it stays in memory here.
             self._pending_batch.append((record.step, end))
@@ -693,111 +700,19 @@ class GreenTracker:
             self._logger.log_journaled(steps, end)
         self._pending_batch.clear()
 
-    # -- attestation (signed evidence; mlflow_green.tracking.attestation) -----------------
+    # -- attestation (signed evidence: mlflow_green.tracking.attestation) -----------------
 
     def _open_signer(self) -> None:
-        from mlflow_green.tracking.attestation import RunSigner, resolve_signing_key
+        from mlflow_green.tracking.attestation import RunAttestation
 
-        try:
-            key = resolve_signing_key(self.config.signing_key)
-        except ConfigError as exc:  # checked at autolog(); the file changed since
-            if _settings.strict():
-                raise
-            self._degrade(f"signing key unusable ({exc}); the run is not signed")
-            return
-        if key is not None:
-            self._signer = RunSigner(key)
-            if self.run_id is not None and not self._started_run:
-                self._continue_chain()
-
-    def _continue_chain(self) -> None:
-        """A run that existed before this tracker (resumed): continue its signed chain."""
-        from mlflow import MlflowClient
-
-        from mlflow_green.tracking.attestation import ClientRunReader, read_attestation
-
-        try:
-            with _short_http(timeout_s=15):
-                reader = ClientRunReader(MlflowClient(tracking_uri=self.tracking_uri))
-                earlier = read_attestation(reader, self.run_id or "")
-        except Exception:
-            _log.debug("reading the run's earlier attestation failed", exc_info=True)
-            return
-        if earlier is not None and not self._signer.continue_from(earlier, run_id=self.run_id or ""):
-            self._warn_once(
-                "attestation-continue",
-                f"mlflow_green: run {self.run_id} carries an attestation this key cannot continue; "
-                "its earlier epochs will not verify",
-            )
-
-    def _sampler_identity(self) -> dict[str, str]:
-        hw = self._hardware
-        methods = dict(getattr(hw, "methods", None) or {})
-        return {
-            "spec": str(self.config.sampler or _settings.env_str(_settings.ENV_SAMPLER) or "auto"),
-            **{f"method.{k}": str(v) for k, v in sorted(methods.items())},
-            "gpu_names": ",".join(map(str, getattr(hw, "gpu_names", None) or ())),
-            "simulated": str(bool(getattr(hw, "simulated", False))).lower(),
-        }
-
-    def _attest(self, record: EpochRecord, metrics: dict[str, float], *, deferred: bool) -> None:
-        """Hash the epoch into the run's chain and journal the item with the epoch."""
-        try:
-            item = self._signer.add(
-                record.step,
-                metrics,
-                tags=self._tags,
-                start_unix_s=record.start_unix_s,
-                end_unix_s=record.start_unix_s + record.epoch_seconds,
-                sampler=self._sampler_identity(),
-                # Read back from the run's own metrics later by the logger: not measured here.
-                unattested=[schema.ACCURACY_PER_KG] if deferred else [],
-            )
-            if self._journal is not None and self._journal.failed is None:
-                self._journal.attest(item)
-        except Exception as exc:
-            if _settings.strict():
-                raise
-            self._signer = None
-            self._degrade(f"attestation failed ({exc}); the run is not signed")
-
-    def _sign_run(self) -> None:
-        """Sign the chain's head with the final tags; journal the document (recover logs it)."""
-        if self._signer is None:
-            return
-        try:
-            self._attestation = self._signer.document(
-                run_id=self.run_id or self.journal_id, tags=self._tags
-            )
-            if self._journal is not None and self._journal.failed is None:
-                self._journal.attestation(self._attestation)
-        except Exception as exc:
-            if _settings.strict():
-                raise
-            self._attestation = None
-            self._degrade(f"attestation failed ({exc}); the run is not signed")
-
-    def _log_attestation(self) -> bool:
-        """Log ``green/attestation.json`` and ``green.attestation``; True when sent (or none)."""
-        if self._attestation is None:
-            return True
-        from mlflow import MlflowClient
-
-        from mlflow_green.tracking.attestation import log_attestation
-
-        try:
-            with _short_http(timeout_s=30):
-                log_attestation(MlflowClient(tracking_uri=self.tracking_uri), self.run_id or "", self._attestation)
-            return True
-        except Exception as exc:
-            if _settings.strict() and not _looks_network(exc):
-                raise
-            _log.warning(
-                "mlflow_green: attestation not logged (%s); `mlflow-green recover --run-id %s` logs it",
-                exc,
-                self.journal_id,
-            )
-            return False
+        self._attestation = RunAttestation.open(
+            self.config.signing_key,
+            degrade=self._degrade,
+            warn=self._warn_once,
+            run_id=self.run_id,
+            existed=not self._started_run,
+            tracking_uri=self.tracking_uri,
+        )
 
     # -- problems -------------------------------------------------------------------------
 
@@ -883,7 +798,8 @@ class GreenTracker:
         elif self._accuracy_given:
             final_tags[schema.TAG_ACCURACY_METRIC] = "reported"  # report_accuracy() / accuracy=
         self._set_tags(final_tags)
-        self._sign_run()
+        if self._attestation is not None:
+            self._attestation.sign(run_id=self.run_id or self.journal_id, tags=self._tags, journal=self._journal)
         report = _report.build_report(self)
         if self._journal is not None:
             try:
@@ -909,7 +825,9 @@ class GreenTracker:
                 if _settings.strict() and not _looks_network(exc):
                     raise
                 _log.warning("mlflow_green: report artifacts not logged (%s)", exc)
-        attestation_sent = self._log_attestation() if run_exists and finished else self._attestation is None
+        attestation_sent = self._attestation is None or (
+            run_exists and finished and self._attestation.log(self.tracking_uri, self.run_id or "", self.journal_id)
+        )
         run_ended = self._end_run(status) if run_exists else False
         if (
             finished

@@ -405,5 +405,6 @@ def test_training_resumed_in_the_same_run_continues_the_chain(mlflow_local: str,
         tracker = mlflow_green.GreenTracker(3, signing_key=str(key_files[0]), **OPTIONS)
         with tracker:
             # The earlier part's signed records are the start of this process's chain.
-            assert tracker._signer is not None and len(tracker._signer.chain.entries) == 2
+            signer = tracker._attestation.signer
+            assert signer is not None and len(signer.chain.entries) == 2
     assert verify_run(run.info.run_id, trusted=[load_public_key(key_files[1])]).verified
