@@ -312,6 +312,16 @@ def judge(
             reasons.append(text + " Degraded evidence is refused by on_degraded: deny.")
         else:
             warnings.append(text)
+    if (
+        attestation is not None
+        and attestation.verified
+        and schema.ACCURACY_PER_KG in attestation.unattested
+        and schema.BUDGET_MIN_ACCURACY_PER_KG in binding
+    ):
+        warnings.append(
+            f"{schema.ACCURACY_PER_KG} was derived from an accuracy the run logged itself, not "
+            "handed to mlflow_green: it is not covered by the attestation."
+        )
     if attestation is not None and not attestation.verified:
         text = f"The evidence is not attested ({attestation.reason}): {attestation.detail}."
         if policy.on_unattested == "deny" and scope is not None and gated:

@@ -318,7 +318,7 @@ def read_attestation(reader: Any, run_id: str) -> Any:
         return None
     try:
         return json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         return {"_unreadable": f"not JSON ({type(exc).__name__})"}
 
 

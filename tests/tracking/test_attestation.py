@@ -113,6 +113,10 @@ def _not_json(client: Any, store: Any, rid: str) -> None:
     _relog(client, rid, None, text="{not json")
 
 
+def _deeply_nested(client: Any, store: Any, rid: str) -> None:
+    _relog(client, rid, None, text="[" * 200_000)
+
+
 def _tag_names_other_key(client: Any, store: Any, rid: str) -> None:
     client.set_tag(rid, "green.attestation", "signed:0000000000000000")
 
@@ -127,6 +131,7 @@ TAMPERINGS = [
     (_status_tag, "changed-tag"),
     (_swapped_artifact, "broken-chain"),
     (_not_json, "malformed"),
+    (_deeply_nested, "malformed"),
     (_tag_names_other_key, "changed-tag"),
 ]
 
