@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,6 +427,9 @@ def _same_value(signed: str, logged: float) -> bool:
         return False
     if math.isnan(want) or math.isnan(logged):
         return math.isnan(want) and math.isnan(logged)
+    if math.isinf(want) and not math.isinf(logged):
+        # MLflow's SQL stores keep +-inf as +-sys.float_info.max.
+        return logged == math.copysign(sys.float_info.max, want)
     return want == logged
 
 

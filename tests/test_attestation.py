@@ -237,3 +237,18 @@ def test_other_run_unknown_key_unsigned_malformed(keys: Any, tmp_path: Path) -> 
     for bad in ([], {"format": "x"}, {**doc, "version": 2}, {**doc, "signature": "%%"}, {**doc, "entries": [1]},
                 {**doc, "statement": None}, {**doc, "algorithm": "rsa"}):
         assert check(bad) == "malformed", bad
+
+
+@pytest.mark.parametrize(
+    ("signed", "logged", "same"),
+    [(0.1, 0.1, True), (float("nan"), float("nan"), True), (float("inf"), 1.7976931348623157e308, True),
+     (float("-inf"), -1.7976931348623157e308, True), (float("inf"), -1.7976931348623157e308, False),
+     (0.1, 0.1000000001, False), (float("nan"), 0.0, False), (0.0, float("nan"), False)],
+)
+def test_logged_values_compare_exactly(keys: Any, signed: float, logged: float, same: bool) -> None:
+    key, trusted, _ = keys
+    chain = Chain()
+    chain.append(0, {"green/x": signed}, tags={}, host="h", start_unix_s=0, end_unix_s=1, sampler={})
+    doc = chain.sign(key, run_id="r", tags={})
+    result = verify_document(doc, run_id="r", history={"green/x": {0: [logged]}}, tags={}, trusted=[trusted])
+    assert result.verified is same, result
