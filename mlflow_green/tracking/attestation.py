@@ -166,9 +166,11 @@ class RunAttestation:
         run_id: str | None,
         existed: bool,
         tracking_uri: str | None,
+        prior: Any = None,
     ) -> RunAttestation | None:
         """The run's signer (None without a key). A run that existed before (resumed)
-        continues its signed chain when this key signed it."""
+        continues its chain: the one its earlier job journaled on this machine (``prior``, a
+        JournalState; killed or not), else the one signed in its artifact by this key."""
         try:
             key = resolve_signing_key(signing_key)
         except ConfigError as exc:  # checked at autolog(); the file changed since
@@ -179,17 +181,35 @@ class RunAttestation:
         if key is None:
             return None
         attestation = cls(RunSigner(key), degrade=degrade)
-        if run_id is not None and existed:
+        if run_id is not None and not attestation._continue_journaled(prior) and existed:
             attestation._continue(run_id, tracking_uri, warn)
         return attestation
+
+    def _continue_journaled(self, prior: Any) -> bool:
+        items = list(getattr(prior, "attest_items", None) or ())
+        if not items or self.signer is None:
+            return False
+        chain = Chain()
+        try:
+            chain.extend(items)
+        except (KeyError, TypeError, ValueError):
+            return False
+        if chain.problem(chain.head) is not None:
+            return False
+        self.signer.chain = chain
+        document = getattr(prior, "attestation", None)
+        if isinstance(document, dict) and document.get("key_id") == self.signer.key.key_id:
+            statement = document.get("statement") or {}
+            self.signer._earlier_tags = {str(k): str(v) for k, v in dict(statement.get("tags") or {}).items()}
+        return True
 
     def _continue(self, run_id: str, tracking_uri: str | None, warn: Callable[[str, str], None]) -> None:
         from mlflow import MlflowClient
 
-        from mlflow_green.tracking.tracker import _short_http
+        from mlflow_green.tracking.session import short_http
 
         try:
-            with _short_http(timeout_s=15):
+            with short_http(timeout_s=15):
                 earlier = read_attestation(ClientRunReader(MlflowClient(tracking_uri=tracking_uri)), run_id)
         except Exception:
             _log.debug("reading the run's earlier attestation failed", exc_info=True)
@@ -215,7 +235,7 @@ class RunAttestation:
         *,
         tags: Mapping[str, str],
         hardware: Any,
-        sampler_spec: str | None,
+        sampler: str | None,
         deferred: bool,
         journal: Any,
     ) -> None:
@@ -229,7 +249,7 @@ class RunAttestation:
                 tags=tags,
                 start_unix_s=record.start_unix_s,
                 end_unix_s=record.start_unix_s + record.epoch_seconds,
-                sampler=sampler_identity(hardware, sampler_spec),
+                sampler=sampler_identity(hardware, sampler),
                 # Read back from the run's own metrics later by the logger: not measured here.
                 unattested=[schema.ACCURACY_PER_KG] if deferred else [],
             )
@@ -249,21 +269,21 @@ class RunAttestation:
         except Exception as exc:
             self._failed(exc)
 
-    def log(self, tracking_uri: str | None, run_id: str, journal_id: str | None) -> bool:
-        """Log the signed document and tag; True when done (or nothing to log)."""
+    def log(self, tracker: Any) -> bool:
+        """Log the signed document and tag to the tracker's run; True when done (or nothing to log)."""
         if self.document is None:
             return True
+        tracking_uri, run_id, journal_id = tracker.tracking_uri, tracker.run_id or "", tracker.journal_id
         from mlflow import MlflowClient
 
-        from mlflow_green.tracking.tracker import _looks_network, _short_http
+        from mlflow_green.tracking.session import raise_if_strict_and_permanent, short_http
 
         try:
-            with _short_http(timeout_s=30):
+            with short_http(timeout_s=30):
                 log_attestation(MlflowClient(tracking_uri=tracking_uri), run_id, self.document)
             return True
         except Exception as exc:
-            if _settings.strict() and not _looks_network(exc):
-                raise
+            raise_if_strict_and_permanent(exc)
             _log.warning(
                 "mlflow_green: attestation not logged (%s); `mlflow-green recover --run-id %s` logs it",
                 exc,
