@@ -397,19 +397,27 @@ def test_recover_signs_a_killed_writers_journaled_chain(
     assert again.error is None and not again.attestation_logged
 
 
-def test_training_resumed_in_the_same_run_continues_the_chain(mlflow_local: str, key_files: Any) -> None:
+@pytest.mark.parametrize("same_machine", [True, False], ids=["journal-here", "other-machine"])
+def test_training_resumed_in_the_same_run_continues_the_chain(
+    mlflow_local: str, key_files: Any, same_machine: bool
+) -> None:
     import mlflow
 
     import mlflow_green
+    from mlflow_green.tracking.journal import journal_path
 
     with mlflow.start_run() as run:
         for epoch in mlflow_green.epochs(2, signing_key=str(key_files[0]), **OPTIONS):
             mlflow_green.report_accuracy(0.5 + epoch / 10)
-    # Preempted and resumed: the same run, its steps continued.
+    if not same_machine:  # resumed elsewhere: only the run's signed artifact carries the chain
+        journal_path(run.info.run_id).unlink()
+    # Preempted and resumed: the same run, its steps and the signed chain continued.
     with mlflow.start_run(run_id=run.info.run_id):
-        tracker = mlflow_green.GreenTracker(3, signing_key=str(key_files[0]), **OPTIONS)
-        with tracker:
-            # The earlier part's signed records are the start of this process's chain.
-            signer = tracker._attestation.signer
-            assert signer is not None and len(signer.chain.entries) == 2
-    assert verify_run(run.info.run_id, trusted=[load_public_key(key_files[1])]).verified
+        loop = mlflow_green.epochs(2, signing_key=str(key_files[0]), **OPTIONS)
+        seen = []
+        for epoch in loop:
+            seen.append(epoch)
+            mlflow_green.report_accuracy(0.7 + epoch / 10)
+    assert seen == [2, 3]
+    result = verify_run(run.info.run_id, trusted=[load_public_key(key_files[1])])
+    assert result.verified and result.steps == 4, result
