@@ -50,15 +50,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = verify_run(args.run_id, trusted=trusted, client=client)
     except MlflowException as exc:
+        from mlflow_green.tracking.failures import is_transient, short_reason
+
         code = getattr(exc, "error_code", "")
         text = " ".join(str(exc.message).split())[:300]
-        low = text.lower()
-        if any(w in low for w in ("max retries", "connection", "refused", "timed out", "failed to resolve")):
-            raise ConfigError(
-                f"cannot reach the MLflow tracking server ({text[:250]}); check MLFLOW_TRACKING_URI"
-            ) from None
         if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             raise ConfigError(f"run {args.run_id!r} not found: {text}") from None
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            raise ConfigError(f"the tracking server refused the request ({code}): {text}") from None
+        if is_transient(exc):
+            raise ConfigError(
+                f"cannot reach the MLflow tracking server ({short_reason(exc)}); check MLFLOW_TRACKING_URI"
+            ) from None
         raise ConfigError(f"MLflow error {code}: {text}") from None
     data = {"run_id": args.run_id, **result.as_dict()}
     if result.verified:
