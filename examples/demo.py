@@ -3,16 +3,21 @@
     python examples/demo.py [--out demo-out] [--quick]
 
 1. what this machine can measure (`mlflow-green doctor`);
-2. two small PyTorch models trained with `mlflow_green.autolog()` + `epochs(n)` into a local
-   SQLite store under demo-out/, each run's energy/CO2eq summary printed;
+2. a signing key made (`mlflow-green keygen`), and two small PyTorch models trained with
+   `mlflow_green.autolog(signing_key=...)` + `epochs(n)` into a local SQLite store under
+   demo-out/, each run's energy/CO2eq summary printed and its attestation verified
+   (`mlflow-green verify`);
 3. both registered as versions of one model, and a carbon budget set as registered-model tags;
-4. a real `mlflow server --app-name green-gate` started on 127.0.0.1 against the same store;
-5. the version within budget promoted to `champion` through the gated server
+4. a real `mlflow server --app-name green-gate` started on 127.0.0.1 against the same store,
+   its policy trusting the training key and denying unattested evidence (`on_unattested: deny`);
+5. the signed version within budget promoted to `champion` through the gated server
    (`mlflow-green promote`);
 6. the version over budget refused by the server itself: a plain MLflow alias call answered
    HTTP 403 PERMISSION_DENIED, with a message naming the budget; `mlflow-green check` exit 1;
-7. the evidence tags the gate wrote on the versions, and the leaderboard;
-8. the server stopped.
+7. a hand-logged version (tiny green/ figures typed in, `green.method.gpu=counter`) refused:
+   its evidence is not attested;
+8. the evidence tags the gate wrote on the versions, and the leaderboard;
+9. the server stopped.
 
 Exits non-zero, naming the step, if any step fails.
 """
@@ -254,8 +259,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         experiment_id = mlflow.create_experiment(
             EXPERIMENT, artifact_location=(out / "artifacts").as_uri()
         )
-        # One call configures every run below (location, sampler... from the environment).
-        mlflow_green.autolog()
+        # The training side holds the private key; the server's policy gets the public one.
+        run_cli(["keygen", "--out", str(out / "keys"), "--name", "trainer"], state["env"])
+        state["public_key"] = out / "keys" / "trainer.pub"
+        # One call configures every run below (location, sampler... from the environment);
+        # every epoch record is hashed into a chain, signed at the end of each run.
+        mlflow_green.autolog(signing_key=str(out / "keys" / "trainer.key"))
         scale = 1 if not quick else 0.25
         # The large model does far more work (wider, more data, more epochs), so its measured
         # footprint stays well above the small one's even on a busy machine. Without RAPL the CPU
@@ -270,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state["large_run"], state["large_model"] = train("large", experiment_id=experiment_id, **large)
         print(f"training 'small' {small}")
         state["small_run"], state["small_model"] = train("small", experiment_id=experiment_id, **small)
+        run_cli(["verify", "--run-id", state["small_run"], "--public-key", str(state["public_key"])], state["env"])
 
     def step_register() -> None:
         import mlflow
@@ -295,6 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     def step_server() -> None:
         nonlocal server
         env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_GREEN_POLICY")}
+        policy = out / "policy.yaml"
+        policy.write_text(
+            "# Versions promoted to a gated alias or stage need evidence signed by a trusted key.\n"
+            f"trusted_keys:\n  - {{id: demo-trainer, public_key: {state['public_key']}}}\n"
+            "defaults:\n  on_unattested: deny\n"
+        )
+        print(f"policy {policy}:\n{policy.read_text()}")
+        env["MLFLOW_GREEN_POLICY"] = str(policy)
         server = GatedServer(state["uri"], out / "mlartifacts", out / "server.log", env)
         server.start()
         state["server_env"] = {**state["env"], "MLFLOW_TRACKING_URI": server.url}
@@ -332,6 +350,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         if champion.version != state["v1"]:
             raise DemoFailure(f"alias '{ALIAS}' moved to version {champion.version}")
 
+    def step_hand_logged() -> None:
+        import requests
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric, RunTag
+
+        assert server is not None
+        client = MlflowClient(server.url, server.url)
+        # Anyone can log figures by hand: tiny totals, a "counter" method tag, no signature.
+        experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        run_id = client.create_run(experiment_id, run_name="typed-by-hand").info.run_id
+        figures = {"green/cum_total_co2eq_kg": 1e-9, "green/cum_co2eq_kg": 1e-9, "green/cum_energy_kwh": 1e-9}
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in figures.items()],
+            tags=[RunTag("green.method.gpu", "counter"), RunTag("green.method.cpu", "rapl"),
+                  RunTag("green.status", "ok")],
+        )
+        client.set_terminated(run_id)
+        version = client.create_model_version(MODEL_NAME, f"runs:/{run_id}/model", run_id).version
+        print(f"{MODEL_NAME} version {version} <- run 'typed-by-hand': {figures}")
+        body = {"name": MODEL_NAME, "alias": ALIAS, "version": str(version)}
+        print(f"$ POST {server.url}/api/2.0/mlflow/registered-models/alias {body}")
+        response = requests.post(f"{server.url}/api/2.0/mlflow/registered-models/alias", json=body, timeout=60)
+        print(f"HTTP {response.status_code} {response.text}")
+        if response.status_code != 403 or "not attested" not in response.text:
+            raise DemoFailure(f"expected HTTP 403 naming unattested evidence, got {response.status_code}")
+
     def step_evidence() -> None:
         from mlflow import MlflowClient
 
@@ -347,17 +392,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print("  (no green.gate.* tags)")
             if version == state["v1"] and evidence.get("green.gate.verdict") != "pass":
                 raise DemoFailure(f"version {version} has no passing evidence tags")
+            if version == state["v1"] and not evidence.get("green.gate.attestation", "").startswith("signed:"):
+                raise DemoFailure(f"version {version} is not recorded as attested")
 
     def step_leaderboard() -> None:
         run_cli(["leaderboard", "--experiment", EXPERIMENT], state["server_env"])
 
     steps: list[tuple[str, Callable[[], None]]] = [
         ("What this machine measures", step_doctor),
-        ("Train two models with mlflow_green.autolog() (SQLite store in demo-out/)", step_train),
+        ("Train two signed models with mlflow_green.autolog() (SQLite store in demo-out/)", step_train),
         ("Register both versions and set a carbon budget", step_register),
         ("Start the gated server: mlflow server --app-name green-gate", step_server),
         (f"Promote the version within budget to '{ALIAS}'", step_promote),
         ("The version over budget is refused by the server", step_refuse),
+        ("A hand-logged version is refused: its evidence is not attested", step_hand_logged),
         ("Evidence tags on the model versions", step_evidence),
         ("Leaderboard: accuracy per kg CO2eq", step_leaderboard),
     ]

@@ -109,6 +109,10 @@ def verdict_text(verdict: Any) -> str:
     sentences = {c["sentence"] for c in checks}
     lines.extend(f"  [FAIL] {r}" for r in data.get("reasons") or [] if r not in sentences)
     lines.extend(f"  [warn] {w}" for w in data.get("warnings") or [])
+    if data.get("attestation") is not None:
+        from mlflow_green.registry.verdict import attestation_text
+
+        lines.append(f"  attestation: {attestation_text(data['attestation'])}")
     if data.get("gated") is False and (data.get("alias") or data.get("stage")):
         lines.append(f"  note: {_target(data)} is not gated by the policy; a server would not refuse it")
     return "\n".join(lines)

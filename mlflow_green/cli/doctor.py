@@ -18,6 +18,22 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
+def _signing() -> dict[str, Any]:
+    """Whether runs trained here would be signed (MLFLOW_GREEN_SIGNING_KEY), and by which key."""
+    from mlflow_green.errors import ConfigError
+    from mlflow_green.tracking.attestation import ENV_SIGNING_KEY, resolve_signing_key
+
+    try:
+        key = resolve_signing_key(None)
+    except ConfigError as exc:
+        return {"key_id": None, "problem": str(exc), "line": f"signing: off — {exc}"}
+    if key is None:
+        return {"key_id": None, "problem": None,
+                "line": f"signing: off — runs are not signed ({ENV_SIGNING_KEY} is not set)"}
+    return {"key_id": key.key_id, "problem": None,
+            "line": f"signing: on — runs signed by key {key.key_id} ({ENV_SIGNING_KEY}={key.source})"}
+
+
 def run(args: argparse.Namespace) -> int:
     from mlflow_green import _settings
     from mlflow_green.samplers import diagnose, parse_spec
@@ -57,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
             f"{' and '.join(_LABEL[c] for c in estimated)} energy would be estimated, not measured "
             "(see docs/measurement.md)."
         )
-    data = {"sampler": spec.text, "sampler_source": source, "components": components}
+    signing = _signing()
+    lines.append(signing.pop("line"))
+    data = {"sampler": spec.text, "sampler_source": source, "components": components, "signing": signing}
     emit(args, data, "\n".join(lines))
     return 0

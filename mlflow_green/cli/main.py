@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("mlflow_green.cli.recover", "send journaled epochs that never reached MLflow"),
     "intensity": ("mlflow_green.cli.intensity", "grid carbon intensity of a location"),
     "doctor": ("mlflow_green.cli.doctor", "what this machine would measure, and how"),
+    "keygen": ("mlflow_green.cli.keygen", "write an Ed25519 key pair for signing runs"),
+    "verify": ("mlflow_green.cli.verify", "verify a run against its signed attestation"),
 }
 
 

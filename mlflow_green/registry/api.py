@@ -69,6 +69,11 @@ def evaluate_with(
     fp = model_version_footprint(
         backend, name, str(version), include_lineage=model_policy.include_lineage, model_version=mv
     )
+    attestation = None
+    if model_policy.trusted_keys or model_policy.on_unattested == "deny":
+        from mlflow_green.registry.attest import version_attestation
+
+        attestation = version_attestation(backend, fp, model_policy.trusted_keys)
     return judge(
         model=name,
         version=str(version),
@@ -77,6 +82,7 @@ def evaluate_with(
         model_tags=tags,
         alias=alias,
         stage=stage,
+        attestation=attestation,
     )
 
 

@@ -14,6 +14,8 @@ Budgets come from two places and the stricter one always wins:
         include_lineage: false        # parent run, its other children, green.lineage runs
         gate_create: copies           # versions created in a budgeted model that are checked
                                       # against its model-wide budgets: copies | all | none
+        on_unattested: allow          # no valid signed attestation (green/attestation.json
+                                      # by a trusted key) on a gated alias/stage: deny | allow
         budgets:
           total_co2eq_kg: 100
           champion: {total_co2eq_kg: 20}   # per alias or stage
@@ -21,6 +23,10 @@ Budgets come from two places and the stricter one always wins:
         "prod-*":
           include_lineage: true
           budgets: {energy_kwh: 500}
+          on_unattested: deny
+      trusted_keys:                   # public keys whose signed runs count as attested
+        - {id: ci-runner, public_key: keys/ci-runner.pub}   # a path (relative to this file)
+                                                            # or the PEM text inline
 
 Because the stricter figure wins, a tag can tighten a policy budget and never loosen it.
 A malformed budget value never passes: it becomes a failed check naming its tag.
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlflow_green import _settings
+from mlflow_green.attestation import TrustedKey
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 
@@ -68,6 +75,7 @@ _RULE_FIELDS = {
     "on_degraded",
     "include_lineage",
     "gate_create",
+    "on_unattested",
     "budgets",
 }
 
@@ -149,6 +157,8 @@ class ModelPolicy:
     include_lineage: bool = False
     gate_create: GateCreate = "copies"
     budgets: tuple[BudgetEntry, ...] = ()
+    on_unattested: Decision = "allow"
+    trusted_keys: tuple[TrustedKey, ...] = ()
 
     def alias_gated(self, alias: str) -> bool:
         return ALL in self.gated_aliases or alias.lower() in self.gated_aliases
@@ -170,6 +180,7 @@ class Policy:
     source: str = "built-in defaults"
     defaults: Mapping[str, Any] = field(default_factory=dict)
     rules: tuple[_Rule, ...] = ()
+    trusted_keys: tuple[TrustedKey, ...] = ()
 
     def for_model(self, name: str) -> ModelPolicy:
         """The merged policy for registered model ``name``: defaults, then the first matching rule."""
@@ -205,6 +216,8 @@ class Policy:
             include_lineage=merged.get("include_lineage", False),
             gate_create=merged.get("gate_create", "copies"),
             budgets=budgets,
+            on_unattested=merged.get("on_unattested", "allow"),
+            trusted_keys=self.trusted_keys,
         )
 
     def rule_label(self, name: str) -> str:
@@ -272,7 +285,7 @@ def _rule(raw: Any, where: str) -> dict[str, Any]:
         at = f"{where}.{key}"
         if key in ("gated_aliases", "gated_stages"):
             out[key] = _names(value, at)
-        elif key in ("on_missing", "on_simulated", "on_degraded"):
+        elif key in ("on_missing", "on_simulated", "on_degraded", "on_unattested"):
             out[key] = _decision(value, at)
         elif key == "gate_create":
             if value not in ("copies", "all", "none"):
@@ -287,15 +300,17 @@ def _rule(raw: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def parse_policy(data: Any, source: str) -> Policy:
-    """Validate a policy document (already loaded from YAML)."""
+def parse_policy(data: Any, source: str, *, base: Path | None = None) -> Policy:
+    """Validate a policy document (already loaded from YAML); ``base`` resolves relative key paths."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"policy file {source}: the top level must be a mapping with 'defaults' and/or 'models'")
-    unknown = sorted(set(map(str, data)) - {"defaults", "models", "version"})
+    unknown = sorted(set(map(str, data)) - {"defaults", "models", "version", "trusted_keys"})
     if unknown:
-        raise ConfigError(f"policy file {source}: unknown section {unknown[0]!r}; use 'defaults' and 'models'")
+        raise ConfigError(
+            f"policy file {source}: unknown section {unknown[0]!r}; use 'defaults', 'models' and 'trusted_keys'"
+        )
     if data.get("version", 1) != 1:
         raise ConfigError(f"policy file {source}: version {data.get('version')!r} is not supported; use 1")
     try:
@@ -307,9 +322,35 @@ def parse_policy(data: Any, source: str) -> Policy:
             _Rule(pattern=str(pattern), fields=_rule(raw, f"models[{pattern!r}]"))
             for pattern, raw in models.items()
         )
+        keys = _trusted_keys(data.get("trusted_keys"), base)
     except ConfigError as exc:
         raise ConfigError(f"policy file {source}: {exc}") from None
-    return Policy(source=source, defaults=defaults, rules=rules)
+    return Policy(source=source, defaults=defaults, rules=rules, trusted_keys=keys)
+
+
+def _trusted_keys(raw: Any, base: Path | None) -> tuple[TrustedKey, ...]:
+    """``trusted_keys: [{id, public_key}]``: each public key a path (relative to the policy
+    file) or inline PEM; any malformed entry is a ConfigError naming it."""
+    from mlflow_green.attestation import load_public_key
+
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("trusted_keys must be a list of {id: NAME, public_key: PATH-or-PEM}")
+    out: list[TrustedKey] = []
+    for i, item in enumerate(raw):
+        at = f"trusted_keys[{i}]"
+        if not isinstance(item, Mapping) or set(map(str, item)) - {"id", "public_key"}:
+            raise ConfigError(f"{at} must be {{id: NAME, public_key: PATH-or-PEM}}")
+        name, key = item.get("id"), item.get("public_key")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{at}.id must be a non-empty name")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{at}.public_key must be a path to a .pub file or PEM text")
+        if "-----BEGIN" not in key and base is not None and not Path(key).expanduser().is_absolute():
+            key = str(base / key)
+        out.append(load_public_key(key, name=name.strip(), what=f"{at} ({name.strip()})"))
+    return tuple(out)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -328,7 +369,7 @@ def load_policy(path: str | Path) -> Policy:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise ConfigError(f"policy file {p}: not valid YAML{where} ({problem})") from None
-    return parse_policy(data, str(p))
+    return parse_policy(data, str(p), base=p.parent)
 
 
 def policy_from_env(path: str | Path | None = None) -> Policy:

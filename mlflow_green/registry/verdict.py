@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from mlflow_green.attestation import Verification
 from mlflow_green.registry.footprint import Footprint
 from mlflow_green.registry.policy import BudgetEntry, ModelPolicy, budgets_from_tags
 from mlflow_green.tracking import schema
 
-__all__ = ["BudgetCheck", "Verdict", "judge", "model_is_budgeted"]
+__all__ = ["BudgetCheck", "Verdict", "attestation_text", "judge", "model_is_budgeted"]
 
 # MLflow rejects tag values longer than this on some stores; reasons are cut to fit.
 _MAX_TAG_VALUE = 4000
@@ -83,6 +84,9 @@ class Verdict:
     reasons: tuple[str, ...]  # one sentence per failure, first the most important
     warnings: tuple[str, ...] = ()
     policy_rule: str = "built-in defaults"
+    # The attestation of the version's runs; None when the policy does not ask (no
+    # trusted_keys, on_unattested: allow).
+    attestation: Verification | None = None
     checked_at: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
@@ -123,6 +127,7 @@ class Verdict:
             "policy_rule": self.policy_rule,
             "checked_at": self.checked_at,
             "footprint": self.footprint.to_dict(),
+            "attestation": self.attestation.as_dict() if self.attestation is not None else None,
         }
 
     def to_markdown(self) -> str:
@@ -149,6 +154,8 @@ class Verdict:
             f"Footprint: {_fmt(fp.total_co2eq_kg)} kg CO2eq total, {_fmt(fp.co2eq_kg)} kg operational, "
             f"{_fmt(fp.energy_kwh)} kWh over {len(fp.runs)} run(s)."
         )
+        if self.attestation is not None:
+            lines.append(f"Attestation: {attestation_text(self.attestation)}.")
         for r in self.reasons:
             lines.append(f"- ❌ {r}")
         for w in self.warnings:
@@ -161,7 +168,11 @@ class Verdict:
         reasons = "; ".join(self.reasons) if self.reasons else "within every budget"
         if self.warnings:
             reasons += " (warnings: " + "; ".join(self.warnings) + ")"
+        extra = {}
+        if self.attestation is not None:
+            extra[schema.GATE_ATTESTATION] = attestation_text(self.attestation)[:_MAX_TAG_VALUE]
         return {
+            **extra,
             schema.GATE_VERDICT: "pass" if self.passed else "fail",
             schema.GATE_TOTAL_CO2EQ_KG: _fmt(fp.total_co2eq_kg) if fp.total_co2eq_kg is not None else "",
             schema.GATE_ENERGY_KWH: _fmt(fp.energy_kwh) if fp.energy_kwh is not None else "",
@@ -169,6 +180,16 @@ class Verdict:
             schema.GATE_REASONS: reasons[:_MAX_TAG_VALUE],
             schema.GATE_SCOPE: self.alias or self.stage or "",
         }
+
+
+def attestation_text(result: Verification | Mapping[str, Any]) -> str:
+    """``signed:<key-id> (<name>)`` or ``unattested: <reason>: <detail>`` (the evidence tag),
+    from a verification or its JSON (``Verification.as_dict()``)."""
+    data = result if isinstance(result, Mapping) else result.as_dict()
+    if data["verified"]:
+        name = data.get("key_name")
+        return f"signed:{data['key_id']}" + (f" ({name})" if name else "")
+    return f"unattested: {data['reason']}: {data['detail']}"
 
 
 def model_is_budgeted(policy: ModelPolicy, tags: Mapping[str, str]) -> bool:
@@ -219,6 +240,7 @@ def judge(
     model_tags: Mapping[str, str],
     alias: str | None = None,
     stage: str | None = None,
+    attestation: Verification | None = None,
 ) -> Verdict:
     """Decide a version against the budgets of its model at ``alias``/``stage`` (or model-wide).
 
@@ -293,6 +315,22 @@ def judge(
             reasons.append(text + " Degraded evidence is refused by on_degraded: deny.")
         else:
             warnings.append(text)
+    if (
+        attestation is not None
+        and attestation.verified
+        and schema.ACCURACY_PER_KG in attestation.unattested
+        and schema.BUDGET_MIN_ACCURACY_PER_KG in binding
+    ):
+        warnings.append(
+            f"{schema.ACCURACY_PER_KG} was derived from an accuracy the run logged itself, not "
+            "handed to mlflow_green: it is not covered by the attestation."
+        )
+    if attestation is not None and not attestation.verified:
+        text = f"The evidence is not attested ({attestation.reason}): {attestation.detail}."
+        if policy.on_unattested == "deny" and scope is not None and gated:
+            reasons.append(text + f" Unattested evidence cannot promote to a gated {('alias' if alias else 'stage')} (on_unattested: deny).")
+        else:
+            warnings.append(text)
     warnings.extend(footprint.notes)
 
     return Verdict(
@@ -307,5 +345,6 @@ def judge(
         reasons=tuple(reasons),
         warnings=tuple(warnings),
         policy_rule=policy.rule,
+        attestation=attestation,
     )
 

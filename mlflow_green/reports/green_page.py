@@ -159,7 +159,7 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
         parts.append(
             '<table><thead><tr><th>version</th><th class="name">stage / aliases</th>'
             "<th>verdict</th><th>total kg</th><th>energy kWh</th><th>checked at</th>"
-            '<th class="name">reasons</th></tr></thead><tbody>'
+            '<th class="name">attestation</th><th class="name">reasons</th></tr></thead><tbody>'
         )
         for v in versions[:_VERSIONS_PER_MODEL]:
             vt = _tags(v)
@@ -175,6 +175,7 @@ def _model_section(model: Any, registry_store: Any, prefix: str) -> str:
                 f"<td>{escape(_num(vt.get(schema.GATE_TOTAL_CO2EQ_KG)))}</td>"
                 f"<td>{escape(_num(vt.get(schema.GATE_ENERGY_KWH)))}</td>"
                 f"<td>{escape(vt.get(schema.GATE_CHECKED_AT, '-'))}</td>"
+                f'<td class="name">{escape(vt.get(schema.GATE_ATTESTATION, "-"))}</td>'
                 f'<td class="name">{escape(vt.get(schema.GATE_REASONS, ""))}</td></tr>'
             )
         parts.append("</tbody></table>")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ def autolog(
     on_budget: OnBudget = "warn",
     log_every_n_epochs: int = 1,
     report: bool = True,
+    signing_key: str | os.PathLike[str] | None = None,
 ) -> None:
     """Record per-epoch energy, CO2eq, embodied share and accuracy per kg of every training run.
 
@@ -114,6 +116,9 @@ def autolog(
         log_every_n_epochs: send to MLflow every n epochs (each epoch is journaled locally
             at once, whatever n is).
         report: log the report artifacts at the end of the run.
+        signing_key: path to an Ed25519 private key (PEM, from ``mlflow-green keygen``) that
+            signs every epoch record into ``green/attestation.json``; default
+            MLFLOW_GREEN_SIGNING_KEY; none: the run is not signed.
 
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
@@ -141,6 +146,10 @@ def check_config(config: GreenConfig) -> None:
     """Resolve what can be resolved now, so a typo fails at ``autolog()``, not mid-training."""
     import mlflow_green.accounting as acct
     from mlflow_green.samplers import parse_spec
+    from mlflow_green.tracking.attestation import resolve_signing_key
+
+    # A bad key file (missing, unreadable, not Ed25519; argument or MLFLOW_GREEN_SIGNING_KEY).
+    resolve_signing_key(config.signing_key)
 
     parse_spec(config.sampler)
     acct.resolve_location(

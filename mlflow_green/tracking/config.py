@@ -68,6 +68,9 @@ class GreenConfig:
     # epoch keeps its own step). None: MLFLOW_GREEN_SEND_INTERVAL, else 5 s. 0 sends each
     # epoch as it ends. Closing the run always sends everything at once.
     send_interval_s: float | None = None
+    # Path to the Ed25519 private key that signs the run (attestation); None:
+    # MLFLOW_GREEN_SIGNING_KEY, else unsigned.
+    signing_key: str | None = None
 
     @classmethod
     def create(cls, **options: Any) -> GreenConfig:
@@ -129,6 +132,8 @@ class GreenConfig:
             from mlflow_green.samplers.share import share_mode
 
             changes["share"] = share_mode(self.share)
+        if self.signing_key is not None and not isinstance(self.signing_key, str):
+            changes["signing_key"] = str(self.signing_key)  # a PathLike
         if self.accuracy_metric is not None:
             metric = self.accuracy_metric
             if isinstance(metric, str):

@@ -19,7 +19,11 @@ One JSONL file per run, ``<journal_dir>/<run_id>.jsonl``. Each line is one event
 - ``{"kind": "tags", "tags": {...}}`` — provenance tags (the latest value of a key wins);
 - ``{"kind": "end", "status": ..., "run_status": ..., "end_time_ms": ..., "report": {...}}`` —
   the run finished (``status`` is ``green.status``, ``run_status`` MLflow's); its report;
-- ``{"kind": "done"}`` — everything (epochs, tags, report) is known to be in MLflow.
+- ``{"kind": "done"}`` — everything (epochs, tags, report) is known to be in MLflow;
+- ``{"kind": "attest", "item": {"entry": ..., "hash": ...}}`` — a signed run's epoch record as
+  hashed into its chain (:mod:`mlflow_green.attestation`), right after its epoch;
+- ``{"kind": "attestation", "document": {...}}`` — the signed ``green/attestation.json``
+  (before ``end``): ``recover`` logs it as is, never re-signs.
 
 Durability. Every append is written and flushed to the operating system before the call
 returns (on the training thread: ``write`` + ``flush``, tens of microseconds), so a process
@@ -310,6 +314,14 @@ class Journal:
             sync=True,
         )
 
+    def attest(self, item: dict[str, Any]) -> None:
+        """Journal one chain item of a signed run (after its epoch line)."""
+        self._append({"kind": "attest", "item": item})
+
+    def attestation(self, document: dict[str, Any]) -> None:
+        """Journal the signed attestation document of the run."""
+        self._append({"kind": "attestation", "document": document}, sync=True)
+
     def done(self) -> None:
         """Everything reached MLflow: ``recover`` without a run id skips this journal."""
         self._append({"kind": "done"}, sync=True)
@@ -365,6 +377,9 @@ class JournalState:
     # Epochs whose accuracy was to be read back from the run and never was (the writer died
     # first): step -> the epoch line's ``resolve`` ({"accuracy": fallback, "before_ms": t}).
     unresolved: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # A signed run: its chain items as journaled, and the signed document once written.
+    attest_items: list[dict[str, Any]] = field(default_factory=list)
+    attestation: dict[str, Any] | None = None
 
     @property
     def pending_steps(self) -> list[int]:
@@ -426,6 +441,10 @@ def read_journal(path: Path) -> JournalState:
                 state.end_time_ms = event.get("end_time_ms")
             elif kind == "done":
                 state.done = True
+            elif kind == "attest" and isinstance(event.get("item"), dict):
+                state.attest_items.append(event["item"])
+            elif kind == "attestation" and isinstance(event.get("document"), dict):
+                state.attestation = event["document"]
     return state
 
 

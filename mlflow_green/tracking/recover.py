@@ -59,6 +59,8 @@ class RecoverResult:
     metrics_sent: int = 0
     tags_sent: int = 0
     report_uploaded: bool = False
+    # True when this recovery logged the journaled, already signed green/attestation.json.
+    attestation_logged: bool = False
     # True when this recovery created the MLflow run (the server was down at start).
     created_run: bool = False
     # The MLflow run status this recovery set (KILLED, FINISHED, FAILED), if it ended the run.
@@ -80,6 +82,7 @@ class RecoverResult:
             "metrics_sent": self.metrics_sent,
             "tags_sent": self.tags_sent,
             "report_uploaded": self.report_uploaded,
+            "attestation_logged": self.attestation_logged,
             "created_run": self.created_run,
             "ended_as": self.ended_as,
             "status": self.status,
@@ -175,6 +178,14 @@ def _recover_one(
         if state.ended and state.report:
             report = {**state.report, "run_id": run_id}  # None when the run was created late
             result.report_uploaded = _upload_report_if_missing(uri, run_id, report, timeout_s)
+        if state.attestation is None and state.attest_items and interrupted:
+            # Killed before signing: the records were hashed as they were journaled; with a
+            # signing key here, the chain's head is signed (the records are not re-hashed).
+            journal = journal or Journal(path)
+            state.attestation = _sign_interrupted(state, run_id, {**state.tags, **tags}, journal)
+        if state.attestation is not None:
+            # Signed by the training process: logged as journaled, never re-signed here.
+            result.attestation_logged = _log_attestation_if_missing(uri, run_id, state.attestation, timeout_s)
         journal = journal or Journal(path)
         journal.ack(sorted(set(result.sent_steps) | set(result.already_logged_steps)))
         if state.ended:
@@ -315,6 +326,44 @@ def _process_start_unix_s(pid: int) -> float | None:
         return boot + start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+
+
+def _sign_interrupted(
+    state: JournalState, run_id: str, tags: dict[str, str], journal: Journal
+) -> dict[str, Any] | None:
+    """The signed document over a killed writer's journaled chain, or None (no key here, or
+    the journaled chain does not hold together)."""
+    from mlflow_green.tracking.attestation import RunSigner, resolve_signing_key
+
+    key = resolve_signing_key(None)
+    if key is None:
+        return None
+    signer = RunSigner(key)
+    signer.chain.extend(state.attest_items)
+    if signer.chain.problem(signer.chain.head) is not None:
+        return None
+    document = signer.document(run_id=run_id, tags=tags)
+    journal.attestation(document)
+    return document
+
+
+def _log_attestation_if_missing(
+    uri: str | None, run_id: str, document: dict[str, Any], timeout_s: float
+) -> bool:
+    from mlflow import MlflowClient
+
+    from mlflow_green.attestation import ARTIFACT_PATH
+    from mlflow_green.tracking.attestation import TAG_ATTESTATION, log_attestation
+    from mlflow_green.tracking.session import short_http
+
+    client = MlflowClient(uri)
+    with short_http(timeout_s=max(timeout_s, 30.0)):
+        present = {f.path for f in client.list_artifacts(run_id, "green")}
+        tag = client.get_run(run_id).data.tags.get(TAG_ATTESTATION)
+        if ARTIFACT_PATH in present and tag == f"signed:{document.get('key_id')}":
+            return False
+        log_attestation(client, run_id, document)
+    return True
 
 
 def _upload_report_if_missing(

@@ -126,6 +126,12 @@ GATE_FOOTPRINT = "green.gate.footprint"
 # On a registered model: the strictest value each budget tag ever had, kept by the gated server
 # (green.gate.strictest.<key after green.budget.>).
 GATE_STRICTEST_PREFIX = "green.gate.strictest."
+# Which key attested the version's runs (``signed:<key-id> (<name>)``), or why they are
+# unattested (``unattested: <reason>: <detail>``).
+GATE_ATTESTATION = "green.gate.attestation"
+
+# A signed run (attestation): ``signed:<key-id>``, with the artifact ``green/attestation.json``.
+TAG_ATTESTATION = "green.attestation"
 
 # Set on a run created after the fact from a journal (the tracking server was down at start):
 # the journal's id, so that a second creation attempt finds the run instead of making another.

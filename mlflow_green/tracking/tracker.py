@@ -23,6 +23,7 @@ from mlflow_green import _settings
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.active import pop_active, push_active
+from mlflow_green.tracking.attestation import RunAttestation, resolve_signing_key
 from mlflow_green.tracking.budget import check_budget
 from mlflow_green.tracking.config import GreenConfig, current_config
 from mlflow_green.tracking.distributed import DistInfo, broadcast_flag, dist_info, reduce_epoch
@@ -109,6 +110,8 @@ class GreenTracker:
         self._resume = ResumePoint()
         base = config if config is not None else current_config()
         self.config = base.with_options(**options) if options else base
+        if options.get("signing_key") is not None:  # given here: a bad key file is said now
+            resolve_signing_key(options["signing_key"])
         self._requested_run_id = run_id
         self._run_name = run_name
         self._requested_tracking_uri = tracking_uri
@@ -144,6 +147,8 @@ class GreenTracker:
         self._dist = DistInfo()
         self._scale = ScaleOut(self._dist, "off")  # replaced at start()
         self._hardware: HardwareInfo | None = None
+        # Signs the run's epoch records (tracking.attestation); None without a signing key.
+        self._attestation: RunAttestation | None = None
         # MLFLOW_GREEN_DISABLE=1 turns every tracker into a no-op, the loop runs as is.
         self.enabled = not _settings.disabled()
 
@@ -266,6 +271,10 @@ class GreenTracker:
         if self._resume.resumed:
             tags[schema.TAG_SEGMENTS] = ",".join(map(str, self._resume.segment_starts))
         self._set_tags(tags)
+        self._attestation = RunAttestation.open(
+            self.config.signing_key, degrade=self._degrade, warn=self._warn_once, run_id=self.run_id,
+            existed=not session.started_run, tracking_uri=self.tracking_uri, prior=session.prior_journal,
+        )
         if session.sender is not None:
             for step, (ts, metrics) in sorted(self._resume.unsent.items()):
                 # The previous job's epochs that never reached MLflow (it was killed).
@@ -448,6 +457,10 @@ class GreenTracker:
             self._sink.put(
                 record.step, metrics, timestamp_ms, resolve=resolve, send_now=self.should_stop
             )
+        if self._attestation is not None:  # hashed into the run's chain, journaled after the epoch
+            journal = self._sink.journal if self._sink is not None else None
+            self._attestation.epoch(record, metrics, tags=self._tags, hardware=self._hardware,
+                                    sampler=self.config.sampler, deferred=accuracy_from_run, journal=journal)
 
     def _hook_failed(self, what: str, exc: Exception) -> None:
         if _settings.strict():
@@ -544,6 +557,8 @@ class GreenTracker:
             # (bounded: with the store down they stay unresolved; recover resolves them).
             sender.flush(timeout_s=15.0)
         self._set_tags(self._final_tags())
+        if self._attestation is not None:
+            self._attestation.sign(run_id=self.run_id or self.journal_id, tags=self._tags, journal=journal)
         report = _report.build_report(self)
         if journal is not None:
             try:
@@ -562,8 +577,9 @@ class GreenTracker:
         if self.config.report and run_exists and sender.reachable and finished:
             report_sent = session.log_report(report)
         # Killed (SIGTERM): the process ends now, so the run ends too, whoever opened it.
+        attested = self._attestation is None or (run_exists and finished and self._attestation.log(self))
         run_ended = session.end_run(status, force=status == KILLED) if run_exists else False
-        if finished and run_exists and run_ended and report_sent and not unsent and not sender.unsent_tags and journal:
+        if finished and run_exists and run_ended and report_sent and attested and not unsent and not sender.unsent_tags and journal:
             try:
                 journal.done()
             except (OSError, ValueError):

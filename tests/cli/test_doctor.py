@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,22 @@ def test_doctor_bad_spec_is_one_line_exit_2(run_cli) -> None:
     code, out, err = run_cli("doctor", "--sampler", "gpu:fast")
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "replay:<path>" in err and "Traceback" not in err
+
+
+
+def test_doctor_says_whether_runs_would_be_signed(
+    run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from mlflow_green.attestation import generate_key_pair
+
+    private, _, key_id = generate_key_pair(tmp_path, "k")
+    cases = ((None, "not set"), (str(private), f"signed by key {key_id}"), (str(tmp_path / "x.key"), "does not exist"))
+    for value, needle in cases:
+        if value is None:
+            monkeypatch.delenv("MLFLOW_GREEN_SIGNING_KEY", raising=False)
+        else:
+            monkeypatch.setenv("MLFLOW_GREEN_SIGNING_KEY", value)
+        code, out, _ = run_cli("doctor", "--sampler", "none")
+        assert code == 0 and needle in out
+    code, out, _ = run_cli("doctor", "--sampler", "none", "--json")
+    assert json.loads(out)["signing"]["problem"]

@@ -50,7 +50,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     )
     out = result.stdout
     headings = re.findall(r"^=== (\d+)\. ", out, re.M)
-    assert headings == [str(i) for i in range(1, 10)], headings
+    assert headings == [str(i) for i in range(1, 11)], headings
+    # Signed training runs verify; a hand-logged version is refused as unattested.
+    assert re.search(r"^verified: run [0-9a-f]{32}: 2 epoch record\(s\) signed by key", out, re.M), out
+    assert re.search(r"^HTTP 403 .*not attested \(unsigned\)", out, re.M)
+    assert "green.gate.attestation = signed:" in out
     # Promoted through the gated server.
     assert "alias 'champion' now points to demo-classifier version 1" in out
     # Refused by the server itself: a 403 naming the budget, and `check` exit 1.

@@ -117,6 +117,8 @@ ENV_CASES: list[tuple[str, str, str]] = [
     ("MLFLOW_GREEN_INTENSITY_BASIS", "market", "MLFLOW_GREEN_INTENSITY_BASIS"),
     ("MLFLOW_GREEN_COUNTRY", "XXX", "XXX"),
     ("MLFLOW_GREEN_CLOUD_PROVIDER", "mars", "mars"),
+    ("MLFLOW_GREEN_SIGNING_KEY", "/nonexistent/green.key", "MLFLOW_GREEN_SIGNING_KEY"),
+    ("MLFLOW_GREEN_SIGNING_KEY", "/", "MLFLOW_GREEN_SIGNING_KEY"),
 ]
 
 
@@ -157,6 +159,9 @@ POLICIES: dict[str, tuple[str, str]] = {
     "gated-aliases-number": ("defaults:\n  gated_aliases: 5\n", "gated_aliases"),
     "version-2": ("version: 2\ndefaults: {}\n", "version"),
     "binary": ("\x00\x01\x02\xff", "policy"),
+    "trusted-key-missing-file": ("trusted_keys:\n  - {id: ci, public_key: /nonexistent/ci.pub}\n", "trusted_keys"),
+    "trusted-key-not-pem": ("trusted_keys:\n  - {id: ci, public_key: '-----BEGIN PUBLIC KEY-----'}\n", "trusted_keys"),
+    "on-unattested-maybe": ("defaults:\n  on_unattested: maybe\n", "on_unattested"),
 }
 
 FORECASTS: dict[str, tuple[str, str, str]] = {
@@ -219,6 +224,11 @@ def _cli_cases(tmp: Path) -> list[tuple[str, list[str], dict[str, str | None], t
         ("schedule-duration-text", ["schedule", "--duration", "soon", "--forecast", str(tmp / "ok.csv")], {}, ("--duration",)),
         ("schedule-forecast-missing", ["schedule", "--duration", "2h", "--forecast", str(tmp / "nope.csv")], {}, ("nope.csv",)),
         ("schedule-duration-too-long", ["schedule", "--duration", "48h", "--forecast", str(tmp / "ok.csv")], {}, ("duration",)),
+        ("keygen-no-out", ["keygen"], {}, ("--out",)),
+        ("keygen-bad-name", ["keygen", "--out", str(tmp / "keys"), "--name", "../x"], {}, ("--name",)),
+        ("verify-no-run", ["verify"], {}, ("--run-id",)),
+        ("verify-key-missing", ["verify", "--run-id", "abc", "--public-key", str(tmp / "nope.pub")], {}, ("nope.pub",)),
+        ("verify-unreachable", ["verify", "--run-id", "abc", "--tracking-uri", UNREACHABLE], {}, ("reach",)),
     ]
     for name in POLICIES:
         path = tmp / f"policy-{name}.yaml"
@@ -317,7 +327,10 @@ _WRONG_TYPES: list[Any] = [[], {}, object(), b"300"]
 
 def test_no_bad_input_escapes_as_a_non_green_error(tally: Tally, server_uri: str) -> None:
     """A sweep of odd values through autolog's options: never AttributeError, OverflowError..."""
-    options = ("budget_kg", "intensity", "pue", "lifetime_years", "device_embodied_kg", "sampler", "country")
+    options = (
+        "budget_kg", "intensity", "pue", "lifetime_years", "device_embodied_kg", "sampler", "country",
+        "signing_key",
+    )
     escaped: list[str] = []
     for option in options:
         for value in _ODD_VALUES + _WRONG_TYPES:

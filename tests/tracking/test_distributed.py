@@ -30,6 +30,11 @@ def test_two_processes_sum_their_gpus_into_one_run(tmp_path: Path, sqlite_uri: s
         MLFLOW_GREEN_JOURNAL_DIR=str(tmp_path / "journal"),
         OMP_NUM_THREADS="1",
     )
+    # Every rank holds the key; the writing rank alone signs, over the reduced records.
+    from mlflow_green.attestation import generate_key_pair
+
+    private_key, public_key, _ = generate_key_pair(tmp_path / "keys", "ddp")
+    env["MLFLOW_GREEN_SIGNING_KEY"] = str(private_key)
     script = Path(__file__).with_name("_dist_train.py")
     repo = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
@@ -59,6 +64,11 @@ def test_two_processes_sum_their_gpus_into_one_run(tmp_path: Path, sqlite_uri: s
     assert tags[schema.TAG_METHOD_GPU] == "simulated"
     # CPU and RAM measured once on the node, not once per process.
     assert tags[schema.TAG_METHOD_CPU] != "none"
+    from mlflow_green.attestation import load_public_key
+    from mlflow_green.tracking.attestation import verify_run
+
+    result = verify_run(run_id, trusted=[load_public_key(public_key)], client=client)
+    assert result.verified and result.steps == EPOCHS, result
 
 
 @pytest.mark.parametrize(
