@@ -36,7 +36,13 @@ FACTORS: dict[str, tuple[float, str]] = {
     "biofuel_TWh": (553.0, "biopower, steam, cooling tower"),
     "other_renewable_exc_biofuel_TWh": (15.0, "geothermal, flash, cooling tower"),
 }
-OUT = Path(__file__).resolve().parents[1] / "mlflow_green" / "accounting" / "data" / "water_countries.csv"
+OUT = (
+    Path(__file__).resolve().parents[1]
+    / "mlflow_green"
+    / "accounting"
+    / "data"
+    / "water_countries.csv"
+)
 SOURCE = (
     "Ember/OWID generation mix by source (codecarbon 3.3.2 global_energy_mix.json) weighted by "
     "Macknick et al. (2012) Environ. Res. Lett. 7 045802 median operational water consumption "
@@ -71,8 +77,17 @@ def main() -> None:
     with OUT.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["iso3", "name", "l_per_kwh", "unit", "year", "dataset", "source"])
-        w.writerow(["world", "World (all countries of the mix)", round(world_value, 3), "L/kWh",
-                    max(years), "ember-mix x macknick2012", SOURCE])
+        w.writerow(
+            [
+                "world",
+                "World (all countries of the mix)",
+                round(world_value, 3),
+                "L/kWh",
+                max(years),
+                "ember-mix x macknick2012",
+                SOURCE,
+            ]
+        )
         for iso3, name, value, year in rows:
             w.writerow([iso3, name, value, "L/kWh", year, "ember-mix x macknick2012", SOURCE])
     print(f"wrote {len(rows)} countries + world ({world_value:.3f} L/kWh) to {OUT}")

@@ -62,7 +62,9 @@ class WaterFactor:
 def _named() -> dict[str, WueValue]:
     out: dict[str, WueValue] = {}
     for row in _data.rows("wue.csv"):
-        value = WueValue(float(row["wue"]), f"{row['name']}@{row['year']}", int(row["year"]), row["source"])
+        value = WueValue(
+            float(row["wue"]), f"{row['name']}@{row['year']}", int(row["year"]), row["source"]
+        )
         for alias in [row["name"], *row["aliases"].split()]:
             out[alias.lower()] = value
     return out
@@ -84,7 +86,9 @@ def resolve_wue(value: float | str | None = None) -> WueValue:
     if isinstance(value, str):
         key = value.strip().lower()
         if not key:
-            raise ConfigError(f"{what} is empty: give litres per kWh (e.g. 0.3) or one of {', '.join(named_wues())}")
+            raise ConfigError(
+                f"{what} is empty: give litres per kWh (e.g. 0.3) or one of {', '.join(named_wues())}"
+            )
         if key in _named():
             return _named()[key]
         try:
@@ -96,13 +100,18 @@ def resolve_wue(value: float | str | None = None) -> WueValue:
             ) from None
     number = _settings.parse_float(value, what, minimum=0.0)
     if number > MAX_WUE:
-        raise ConfigError(f"{what}={value!r} L/kWh is implausible (above {MAX_WUE:g}); WUE is litres per kWh of IT energy")
+        raise ConfigError(
+            f"{what}={value!r} L/kWh is implausible (above {MAX_WUE:g}); WUE is litres per kWh of IT energy"
+        )
     return WueValue(number, f"{number:g}")
 
 
 @cache
 def _offsite() -> dict[str, tuple[float, int]]:
-    return {r["iso3"]: (float(r["l_per_kwh"]), int(r["year"])) for r in _data.rows("water_countries.csv")}
+    return {
+        r["iso3"]: (float(r["l_per_kwh"]), int(r["year"]))
+        for r in _data.rows("water_countries.csv")
+    }
 
 
 def offsite_l_per_kwh(location: Location) -> tuple[float, str]:

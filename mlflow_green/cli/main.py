@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("mlflow_green.cli.recover", "send journaled epochs that never reached MLflow"),
     "intensity": ("mlflow_green.cli.intensity", "grid carbon intensity of a location"),
     "doctor": ("mlflow_green.cli.doctor", "what this machine would measure, and how"),
+    "ledger": ("mlflow_green.cli.ledger", "the organisation's carbon ledger by period, experiment, model, user or tag"),
 }
 
 

@@ -47,7 +47,9 @@ def test_cloud_region_uses_its_grid() -> None:
 
 def test_contracts_count_at_zero_and_rest_at_residual() -> None:
     # hand-computed: 60 % matched, 40 % at Germany's residual 728.69 g/kWh = 291.476 g/kWh
-    factor = market_factor(Location(country="DEU"), location_g_per_kwh=381.0, renewable_fraction=0.6)
+    factor = market_factor(
+        Location(country="DEU"), location_g_per_kwh=381.0, renewable_fraction=0.6
+    )
     assert factor.g_per_kwh == pytest.approx(0.4 * 728.69)
     assert factor.source == "contracts:0.6 + residual:aib@2018(DEU)"
     # 10 kWh IT at PUE 1.2 -> 12 kWh x 0.291476 kg/kWh
@@ -55,21 +57,28 @@ def test_contracts_count_at_zero_and_rest_at_residual() -> None:
 
 
 def test_fully_matched_is_zero() -> None:
-    factor = market_factor(Location(country="POL"), location_g_per_kwh=700.0, renewable_fraction="100%")
+    factor = market_factor(
+        Location(country="POL"), location_g_per_kwh=700.0, renewable_fraction="100%"
+    )
     assert factor.g_per_kwh == 0.0
     assert factor.source == "contracts:1"
 
 
 def test_supplier_figure_beats_the_residual_mix() -> None:
     factor = market_factor(
-        Location(country="DEU"), location_g_per_kwh=381.0, renewable_fraction=0.5, market_intensity="200"
+        Location(country="DEU"),
+        location_g_per_kwh=381.0,
+        renewable_fraction=0.5,
+        market_intensity="200",
     )
     assert factor.g_per_kwh == pytest.approx(100.0)
     assert factor.source == "contracts:0.5 + supplier:200"
 
 
 def test_unknown_residual_mix_falls_back_to_location_and_says_so() -> None:
-    factor = market_factor(Location(country="IND"), location_g_per_kwh=713.0, location_source="static:ember@2023")
+    factor = market_factor(
+        Location(country="IND"), location_g_per_kwh=713.0, location_source="static:ember@2023"
+    )
     assert factor.g_per_kwh == pytest.approx(713.0)
     assert factor.source.startswith("location-fallback:static:ember@2023")
     assert "IND" in factor.source
@@ -83,7 +92,12 @@ def test_environment_is_read_when_no_argument(monkeypatch: pytest.MonkeyPatch) -
     factor = market_factor(Location(country="FRA"), location_g_per_kwh=56.0)
     assert factor.g_per_kwh == pytest.approx(300.0)
     # the argument beats the environment
-    assert market_factor(Location(country="FRA"), location_g_per_kwh=56.0, renewable_fraction=0).g_per_kwh == 400.0
+    assert (
+        market_factor(
+            Location(country="FRA"), location_g_per_kwh=56.0, renewable_fraction=0
+        ).g_per_kwh
+        == 400.0
+    )
 
 
 @pytest.mark.parametrize(

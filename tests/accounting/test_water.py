@@ -19,9 +19,17 @@ from mlflow_green.errors import ConfigError
 
 L_PER_GAL = 3.785411784
 # Macknick et al. (2012) median operational consumption, gal/MWh (tower cooling)
-MACKNICK = {"coal_TWh": 687, "gas_TWh": 205, "oil_TWh": 826, "nuclear_TWh": 672,
-            "hydroelectricity_TWh": 4491, "solar_TWh": 1, "wind_TWh": 0, "biofuel_TWh": 553,
-            "other_renewable_exc_biofuel_TWh": 15}
+MACKNICK = {
+    "coal_TWh": 687,
+    "gas_TWh": 205,
+    "oil_TWh": 826,
+    "nuclear_TWh": 672,
+    "hydroelectricity_TWh": 4491,
+    "solar_TWh": 1,
+    "wind_TWh": 0,
+    "biofuel_TWh": 553,
+    "other_renewable_exc_biofuel_TWh": 15,
+}
 
 
 def _mix(iso3: str) -> dict[str, float]:
@@ -50,7 +58,9 @@ def test_world_fallback() -> None:
     assert label.startswith("world@") and 1.0 < value < 10.0
 
 
-@pytest.mark.parametrize(("name", "wue"), [("aws", 0.15), ("AWS", 0.15), ("azure", 0.30), ("microsoft", 0.30)])
+@pytest.mark.parametrize(
+    ("name", "wue"), [("aws", 0.15), ("AWS", 0.15), ("azure", 0.30), ("microsoft", 0.30)]
+)
 def test_named_wue_is_the_published_figure(name: str, wue: float) -> None:
     value = resolve_wue(name)
     assert value.l_per_kwh == pytest.approx(wue) and value.year == 2024 and "http" in value.citation
@@ -78,8 +88,16 @@ def test_env_wue(monkeypatch: pytest.MonkeyPatch) -> None:
     assert water_factor(Location(country="FRA"), wue=1.1).onsite_l_per_kwh == pytest.approx(1.1)
 
 
-@pytest.mark.parametrize(("raw", "message"), [("-1", "at least 0"), ("gogle", "neither a number"),
-                                              ("", "empty"), ("300", "implausible"), ("nan", "finite")])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("-1", "at least 0"),
+        ("gogle", "neither a number"),
+        ("", "empty"),
+        ("300", "implausible"),
+        ("nan", "finite"),
+    ],
+)
 def test_bad_wue(raw: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve_wue(raw)
