@@ -231,6 +231,9 @@ def render_green_page(tracking_store: Any, registry_store: Any, *, prefix: str =
     if empty:
         names = ", ".join(escape(e.name) for e in empty[:30])
         body.append(f'<p class="muted">Experiments without measured runs: {names}</p>')
+    from mlflow_green.reports.ledger_html import ledger_view  # issue 19: the ledger view
+
+    body.append(ledger_view(tracking_store))
     if registry_store is not None:
         body.append("<h2>Registered models</h2>")
         models = [

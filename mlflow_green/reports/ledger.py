@@ -467,7 +467,11 @@ def ledger(
     since: str | None = None,
     until: str | None = None,
 ) -> Ledger:
-    """The ledger of the tracking server behind ``client`` (an ``MlflowClient``)."""
+    """The ledger of the tracking server behind ``client``.
+
+    ``client`` is an ``MlflowClient`` or a tracking store (the ``/green`` page passes the
+    server's own); ``--by model`` needs a client (it reads the registry).
+    """
     by = parse_by(by)
     since_ms = parse_bound(since, "--since")
     until_ms = parse_bound(until, "--until", end=True)
@@ -477,7 +481,8 @@ def ledger(
         )
     names = _experiments(client, experiments)
     runs = _green_runs(client, list(names), names)
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    # An MlflowClient's store, or the server's own tracking store passed as ``client``.
+    store = getattr(getattr(client, "_tracking_client", None), "store", None) or client
     wanted = {r.run_id for r in runs}
     points = _sql_points(store, list(names), since_ms, until_ms) if names else {}
     if points is None:

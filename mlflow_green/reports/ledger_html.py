@@ -12,7 +12,7 @@ from html import escape
 from mlflow_green.reports.html import page
 from mlflow_green.reports.ledger import FIELDS, Ledger, LedgerRow
 
-__all__ = ["ledger_section", "ledger_svg", "render_ledger_html"]
+__all__ = ["ledger_section", "ledger_svg", "ledger_view", "render_ledger_html"]
 
 _COLOURS = ("#1b7f3b", "#2f6db5", "#c26a00", "#8a3ab9", "#b42318", "#0f8b8d", "#7a5b00", "#5b6475")
 _MAX_SERIES = 8  # the largest groups get a colour each; the rest share "other"
@@ -94,7 +94,7 @@ def _tr(row: LedgerRow, *, total: bool = False) -> str:
         )
         if n
     )
-    name = f"<b>{escape(row.group)}</b>" if total else escape(row.group)
+    name = f"<strong>{escape(row.group)}</strong>" if total else escape(row.group)
     return (
         f'<tr><td class="name">{name}</td><td>{row.runs}</td><td>{row.epochs}</td>{cells}'
         f'<td class="name muted">{escape(flags)}</td></tr>'
@@ -127,3 +127,18 @@ def ledger_section(book: Ledger) -> str:
 def render_ledger_html(book: Ledger) -> str:
     """A self-contained HTML document of the ledger."""
     return page(f"Carbon ledger by {book.by}", f"<h1>Carbon ledger</h1>{ledger_section(book)}")
+
+
+def ledger_view(tracking_store: object) -> str:
+    """The ``/green`` page's ledger (by month, every experiment); a failure is one line, never
+    an error page."""
+    from mlflow_green import _settings
+    from mlflow_green.reports.ledger import ledger
+
+    try:
+        book = ledger(tracking_store, by="month")
+    except Exception as exc:
+        if _settings.strict():
+            raise
+        return f'<p class="muted">The carbon ledger could not be read: {escape(type(exc).__name__)}</p>'
+    return ledger_section(book)

@@ -275,3 +275,14 @@ def test_cli_errors_are_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_green_page_ledger_view_reads_the_server_store(store: dict[str, Any]) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from mlflow_green.reports.ledger_html import ledger_view
+
+    html = ledger_view(SqlAlchemyStore(store["uri"], "/tmp/unused-artifacts"))
+    assert "Carbon ledger by month" in html and "2026-10" in html and "<svg" in html
+    fast = ledger(store["client"], by="month").total
+    assert f"{fast.energy_kwh:.4g}" in html
