@@ -425,6 +425,7 @@ class RunFootprint:
     accuracy_per_kg: float | None
     status: str | None
     methods: Mapping[str, str] = field(default_factory=dict)
+    co2eq_market_kg: float | None = None  # issue 19; None for runs logged before it
 
     @property
     def measured(self) -> bool:
@@ -470,6 +471,14 @@ class Footprint:
         return self._sum("embodied_kg")
 
     @property
+    def co2eq_market_kg(self) -> float | None:
+        """Market-based operational kg; None unless every measured run logged it (fails closed)."""
+        measured = [r for r in self.runs if r.measured]
+        if not measured or any(r.co2eq_market_kg is None for r in measured):
+            return None
+        return self._sum("co2eq_market_kg")
+
+    @property
     def accuracy_per_kg(self) -> float | None:
         """The source run's accuracy divided by the whole footprint (lineage included)."""
         source = next((r for r in self.runs if r.role == "source"), None)
@@ -500,6 +509,7 @@ class Footprint:
             schema.BUDGET_CO2EQ_KG: self.co2eq_kg,
             schema.BUDGET_ENERGY_KWH: self.energy_kwh,
             schema.BUDGET_MIN_ACCURACY_PER_KG: self.accuracy_per_kg,
+            schema.BUDGET_CO2EQ_MARKET_KG: self.co2eq_market_kg,
         }[budget_key]
 
     def to_dict(self) -> dict[str, Any]:
@@ -541,7 +551,13 @@ def _metric(metrics: Mapping[str, float], key: str) -> float | None:
 # Cumulative metrics never decrease, so their maximum over the history is the run's total. Reading
 # the maximum (not the latest value) means logging a small value at a later step cannot shrink a
 # run's footprint after the fact.
-_CUMULATIVE = (schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_CO2EQ_KG, schema.CUM_ENERGY_KWH, schema.CUM_EMBODIED_KG)
+_CUMULATIVE = (
+    schema.CUM_TOTAL_CO2EQ_KG,
+    schema.CUM_CO2EQ_KG,
+    schema.CUM_ENERGY_KWH,
+    schema.CUM_EMBODIED_KG,
+    schema.CUM_CO2EQ_MARKET_KG,
+)
 # The latest values a footprint reads from a run (the SQL reads fetch only these).
 _RUN_LATEST = (*_CUMULATIVE, schema.ACCURACY_PER_KG)
 
@@ -572,6 +588,7 @@ def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFoo
         accuracy_per_kg=_metric(metrics, schema.ACCURACY_PER_KG),
         status=tags.get(schema.TAG_STATUS),
         methods=methods,
+        co2eq_market_kg=_metric(metrics, schema.CUM_CO2EQ_MARKET_KG),
     )
 
 

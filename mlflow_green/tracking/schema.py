@@ -85,11 +85,13 @@ BUDGET_TOTAL_CO2EQ_KG = "total_co2eq_kg"
 BUDGET_CO2EQ_KG = "co2eq_kg"
 BUDGET_ENERGY_KWH = "energy_kwh"
 BUDGET_MIN_ACCURACY_PER_KG = "min_accuracy_per_kg"
+BUDGET_CO2EQ_MARKET_KG = "co2eq_market_kg"  # issue 19: Scope 2 market-based
 BUDGET_KEYS: tuple[str, ...] = (
     BUDGET_TOTAL_CO2EQ_KG,
     BUDGET_CO2EQ_KG,
     BUDGET_ENERGY_KWH,
     BUDGET_MIN_ACCURACY_PER_KG,
+    BUDGET_CO2EQ_MARKET_KG,
 )
 
 GATE_PREFIX = "green.gate."
