@@ -17,9 +17,9 @@ Rules (docs/ledger.md):
   sweep siblings, children, ``green.lineage``); a run behind several models counts in each of
   them (``notes`` says so); the rest in ``not in a model``.
 
-The data path: one ``search_runs`` walk (all lifecycle stages) for runs and tags, then, on
-MLflow's plain SQL stores, every ledger metric of those experiments in one statement; other
-stores (a REST server) are read run by run through ``get_metric_history``.
+The data path (``_ledger_read``): on MLflow's plain SQL stores, three statements over MLflow's
+tables (the experiments' runs, their tags, every ledger metric point); elsewhere (a REST server)
+a ``search_runs`` walk over all lifecycle stages and ``get_metric_history`` run by run.
 """
 
 from __future__ import annotations
@@ -65,8 +65,6 @@ FIELDS: dict[str, str] = {
 }
 GROUPINGS: tuple[str, ...] = ("month", "quarter", "experiment", "model", "user", "tag:KEY")
 NOT_IN_A_MODEL = "not in a model"
-_KEYS = tuple(FIELDS.values())
-_PAGE = 5000
 
 Point = tuple[str, int, int, float]  # key, step, timestamp ms, value
 
@@ -346,119 +344,6 @@ def build_ledger(
     )
 
 
-def _run_of(run: Any, experiment_names: Mapping[str, str]) -> LedgerRun:
-    info = run.info
-    return LedgerRun(
-        run_id=info.run_id,
-        run_name=info.run_name or info.run_id[:8],
-        experiment_id=info.experiment_id,
-        experiment_name=experiment_names.get(info.experiment_id, info.experiment_id),
-        user=info.user_id or "",
-        status=str(info.status),
-        deleted=info.lifecycle_stage == "deleted",
-        tags=dict(run.data.tags),
-    )
-
-
-def _experiments(client: Any, names: Sequence[str]) -> dict[str, str]:
-    """experiment id -> name: the named ones, or every experiment (deleted ones included)."""
-    from mlflow.entities import ViewType
-
-    from mlflow_green.reports.leaderboard import find_experiment
-
-    if names:
-        found = [find_experiment(client, name) for name in names]
-        return {e.experiment_id: e.name for e in found}
-    out: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token)
-        out.update({e.experiment_id: e.name for e in page})
-        token = getattr(page, "token", None)
-        if not token:
-            return out
-
-
-def _green_runs(
-    client: Any, experiment_ids: Sequence[str], names: Mapping[str, str]
-) -> list[LedgerRun]:
-    from mlflow.entities import ViewType
-
-    out: list[LedgerRun] = []
-    ids = list(experiment_ids)
-    for start in range(0, len(ids), 100):  # MLflow caps experiment ids per search
-        token = None
-        while True:
-            page = client.search_runs(
-                ids[start : start + 100],
-                filter_string="",
-                run_view_type=ViewType.ALL,
-                max_results=_PAGE,
-                page_token=token,
-            )
-            out.extend(
-                _run_of(r, names)
-                for r in page
-                if any(k.startswith(schema.PREFIX) for k in r.data.metrics)
-            )
-            token = getattr(page, "token", None)
-            if not token:
-                break
-    return out
-
-
-def _sql_points(
-    store: Any, experiment_ids: Sequence[str], since_ms: int | None, until_ms: int | None
-) -> dict[str, list[Point]] | None:
-    """Every ledger metric point of the experiments in one statement (plain SQL stores)."""
-    from mlflow_green.tracking._sql import fast_tracking
-
-    if not fast_tracking(store):
-        return None
-    import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlRun
-
-    metrics, runs = SqlMetric.__table__, SqlRun.__table__
-    statement = (
-        sa.select(
-            metrics.c.run_uuid,
-            metrics.c.key,
-            metrics.c.step,
-            metrics.c.timestamp,
-            metrics.c.value,
-            metrics.c.is_nan,
-        )
-        .join(runs, runs.c.run_uuid == metrics.c.run_uuid)
-        .where(runs.c.experiment_id.in_([int(e) for e in experiment_ids]), metrics.c.key.in_(_KEYS))
-    )
-    # A whole day of slack: an epoch's metrics share one timestamp, and the bounds are
-    # applied exactly per epoch afterwards.
-    if since_ms is not None:
-        statement = statement.where(metrics.c.timestamp >= since_ms - 86_400_000)
-    if until_ms is not None:
-        statement = statement.where(metrics.c.timestamp < until_ms + 86_400_000)
-    out: dict[str, list[Point]] = defaultdict(list)
-    with store.ManagedSessionMaker() as session:
-        for run_id, key, step, timestamp, value, is_nan in session.execute(statement):
-            out[run_id].append(
-                (key, int(step), int(timestamp), math.nan if is_nan else float(value))
-            )
-    return out
-
-
-def _client_points(client: Any, run_ids: Iterable[str]) -> dict[str, list[Point]]:
-    out: dict[str, list[Point]] = {}
-    for run_id in run_ids:
-        points: list[Point] = []
-        for key in _KEYS:
-            points.extend(
-                (key, int(m.step), int(m.timestamp), float(m.value))
-                for m in client.get_metric_history(run_id, key)
-            )
-        out[run_id] = points
-    return out
-
-
 def ledger(
     client: Any,
     *,
@@ -479,14 +364,11 @@ def ledger(
         raise ConfigError(
             f"--until {until} is not after --since {since}: swap them or widen the range"
         )
-    names = _experiments(client, experiments)
-    runs = _green_runs(client, list(names), names)
-    # An MlflowClient's store, or the server's own tracking store passed as ``client``.
-    store = getattr(getattr(client, "_tracking_client", None), "store", None) or client
+    from mlflow_green.reports._ledger_read import experiments_of, read_runs_and_points
+
+    names = experiments_of(client, experiments)
+    runs, points = read_runs_and_points(client, names)
     wanted = {r.run_id for r in runs}
-    points = _sql_points(store, list(names), since_ms, until_ms) if names else {}
-    if points is None:
-        points = _client_points(client, sorted(wanted))
     by_id = {r.run_id: r for r in runs}
     epochs = {
         rid: epochs_from_points(by_id[rid], pts) for rid, pts in points.items() if rid in wanted
