@@ -8,10 +8,13 @@ Public API (signatures are the contract other layers code against)::
     resolve_location(country=None, region=None, cloud_provider=None, cloud_region=None,
                      *, use_env=True) -> Location          # .label: FRA, USA/california, gcp/europe-west1, world
     intensity_source(location=None, *, fixed=None, token=None, base_url=None,
-                     timeout_s=None) -> IntensitySource     # fixed > MLFLOW_GREEN_INTENSITY > Electricity Maps > static
+                     timeout_s=None, basis="lifecycle") -> IntensitySource
+                                                            # fixed > MLFLOW_GREEN_INTENSITY > Electricity Maps > static
     IntensitySource.intensity(at: datetime | None = None) -> IntensityValue
-    IntensityValue(g_per_kwh, source, year, location, citation="", at=None, zone=None, problem=None)
-    static_intensity(location) -> IntensityValue
+    IntensityValue(g_per_kwh, source, year, location, citation="", at=None, zone=None, problem=None,
+                   basis="lifecycle")                       # basis: "lifecycle" | "direct" | None (fixed)
+    static_intensity(location, basis="lifecycle") -> IntensityValue
+    parse_basis(raw) -> str                                 # BASES = ("lifecycle", "direct")
     parse_intensity(raw, what="intensity") -> float
     em_zone(location) -> str | None
     resolve_pue(value: float | str | None = None) -> float  # arg > MLFLOW_GREEN_PUE > 1.0; "gcp", "aws", "azure", "on-prem"
@@ -66,6 +69,7 @@ from mlflow_green.accounting.footprint import (
     operational_kg,
 )
 from mlflow_green.accounting.intensity import (
+    BASES,
     FixedIntensity,
     GreenWarning,
     IntensitySource,
@@ -73,6 +77,7 @@ from mlflow_green.accounting.intensity import (
     StaticIntensity,
     em_zone,
     intensity_source,
+    parse_basis,
     parse_intensity,
     static_intensity,
 )
@@ -101,6 +106,7 @@ from mlflow_green.accounting.water import (
 )
 
 __all__ = [
+    "BASES",
     "ElectricityMapsIntensity",
     "EmbodiedConfig",
     "EpochFootprint",
@@ -138,6 +144,7 @@ __all__ = [
     "named_wues",
     "offsite_l_per_kwh",
     "operational_kg",
+    "parse_basis",
     "parse_intensity",
     "project_total",
     "pue_info",

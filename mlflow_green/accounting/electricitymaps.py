@@ -35,6 +35,7 @@ from mlflow_green.accounting.intensity import (
     IntensityValue,
     StaticIntensity,
     em_zone,
+    parse_basis,
 )
 from mlflow_green.accounting.location import Location
 from mlflow_green.errors import IntensityError
@@ -98,15 +99,17 @@ class ElectricityMapsIntensity:
         timeout_s: float | None = None,
         cache_ttl_s: float = CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        basis: str = "lifecycle",
     ) -> None:
         self.location = location
+        self.basis = parse_basis(basis)
         self.zone = em_zone(location)
         self.base_url = _base_url(base_url)
         self.timeout_s = min(MAX_TIMEOUT_S, timeout_s) if timeout_s else MAX_TIMEOUT_S
         self.cache_ttl_s = cache_ttl_s
         self._token = token
         self._clock = clock
-        self._offline = StaticIntensity(location)
+        self._offline_source: StaticIntensity | None = None
         self._cache: dict[str, tuple[float, Any]] = {}
         self._failure: tuple[float, str] | None = None
         self._warned = False
@@ -154,6 +157,7 @@ class ElectricityMapsIntensity:
             + (f", {when.isoformat()}" if when else ""),
             at=at if at is not None else when,
             zone=self.zone,
+            basis=self.basis,
         )
 
     def _get(self, endpoint: str) -> Any:
@@ -174,7 +178,10 @@ class ElectricityMapsIntensity:
             return payload
 
     def _fetch(self, endpoint: str) -> Any:
-        query = urllib.parse.urlencode({"zone": self.zone})
+        params = {"zone": self.zone}
+        if self.basis != "lifecycle":  # the API's default is lifecycle
+            params["emissionFactorType"] = self.basis
+        query = urllib.parse.urlencode(params)
         url = f"{self.base_url}/carbon-intensity/{endpoint}?{query}"
         request = urllib.request.Request(url, headers={"auth-token": self._token, "Accept": "application/json"})
         try:
@@ -196,6 +203,14 @@ class ElectricityMapsIntensity:
         if not isinstance(payload, dict):
             raise IntensityError("malformed answer: not a JSON object")
         return payload
+
+    @property
+    def _offline(self) -> StaticIntensity:
+        # Built on first use: a direct-basis source may have no offline figure for its location,
+        # which only matters (a ConfigError naming the basis) once the live API has failed.
+        if self._offline_source is None:
+            self._offline_source = StaticIntensity(self.location, self.basis)
+        return self._offline_source
 
     def _fallback(self, problem: str, at: datetime | None) -> IntensityValue:
         offline = self._offline.intensity(at)

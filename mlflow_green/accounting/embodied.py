@@ -10,10 +10,10 @@ resource shared by ``devices_per_node`` GPUs, so a job using ``d`` devices reser
 (RR/ToR = 1): a training process occupies the machine it runs on.
 
 Published per-GPU figures disagree by more than 3× (``data/embodied.csv``): 60 kg (EcoInfo's
-Ecodiag, consumer-class card), 150 kg (Luccioni et al. 2022, BLOOM), 181 kg (ADEME/Hubblo
-bottom-up LCA of an A100 PCIe card, 2025), 318 kg (Chien et al. 2023, host share included).
-The ``default`` profile uses the 181 kg card-level LCA figure plus Luccioni et al.'s 2,500 kg
-node spread over 8 GPUs and a 6-year life: it is the most recent bottom-up measurement, it
+Ecodiag, consumer-class card), 150 kg (Luccioni et al. 2022, BLOOM), 181 kg (the Hubblo
+calculator's parametric figure for an A100 PCIe card, 2025 — modelled, not a teardown), 318 kg (Chien et al. 2023, host share included).
+The ``default`` profile uses the 181 kg card-level figure plus Luccioni et al.'s 2,500 kg
+node spread over 8 GPUs and a 6-year life: it is the most recent card-level model, it
 counts the card only (so the node is not counted twice), and card + node share (~494 kg per
 GPU slot) sits above the 318 kg all-in figure, erring on the side of not under-reporting.
 Other profiles: ``luccioni2022``, ``chien2023``, ``ecodiag``; quantities a profile does not

@@ -6,7 +6,11 @@ annual tables (country, sub-national grid or cloud region) > the world average, 
 
 Every :class:`IntensityValue` says where it came from in ``source``, which is the value of the
 ``green.intensity_source`` tag: ``static:<dataset>@<year>`` (``static:ember@2023``,
-``static:egrid@2023``), ``electricitymaps``, ``fixed`` or ``world-average``.
+``static:electricitymaps@2023``), ``electricitymaps``, ``fixed`` or ``world-average``; and on
+which basis in ``basis`` (the ``green.intensity_basis`` tag): ``lifecycle`` (the default of every
+shipped table: upstream emissions of building and fuelling plants included) or ``direct``
+(combustion only), available by name where a direct source is shipped (eGRID US states, Google
+Cloud regions) or from Electricity Maps with a token.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mlflow_green.accounting.location import Location, resolve_location
 from mlflow_green.errors import ConfigError
 
 __all__ = [
+    "BASES",
     "MAX_INTENSITY_G_PER_KWH",
     "FixedIntensity",
     "GreenWarning",
@@ -30,6 +35,7 @@ __all__ = [
     "StaticIntensity",
     "em_zone",
     "intensity_source",
+    "parse_basis",
     "parse_intensity",
     "static_intensity",
 ]
@@ -37,6 +43,12 @@ __all__ = [
 # No grid has ever averaged more than about 1,100 g/kWh (all-coal); a larger number is almost
 # certainly in the wrong unit (mg, or g/MWh), so it is refused rather than silently used.
 MAX_INTENSITY_G_PER_KWH = 3000.0
+
+BASIS_LIFECYCLE = "lifecycle"
+BASIS_DIRECT = "direct"
+BASES: tuple[str, ...] = (BASIS_LIFECYCLE, BASIS_DIRECT)
+# The basis when no argument names one (autolog runs, the CLI without --basis).
+ENV_INTENSITY_BASIS = "MLFLOW_GREEN_INTENSITY_BASIS"
 
 SOURCE_FIXED = "fixed"
 SOURCE_WORLD = "world-average"
@@ -54,7 +66,8 @@ class IntensityValue:
     ``source`` is the ``green.intensity_source`` tag value; ``citation`` the human-readable
     origin of the figure; ``year`` the data year (None for live or fixed values); ``location``
     the location label; ``at`` the hour the value is for, when time-resolved; ``problem`` why a
-    fallback was used, if one was.
+    fallback was used, if one was; ``basis`` ``lifecycle`` or ``direct`` (None for a value the
+    user fixed, whose basis is theirs to know).
     """
 
     g_per_kwh: float
@@ -65,6 +78,7 @@ class IntensityValue:
     at: datetime | None = None
     zone: str | None = None
     problem: str | None = None
+    basis: str | None = BASIS_LIFECYCLE
 
     @property
     def kg_per_kwh(self) -> float:
@@ -88,20 +102,47 @@ def parse_intensity(raw: object, what: str = "intensity") -> float:
     return value
 
 
-def _row_for(location: Location) -> dict[str, str]:
+def parse_basis(raw: object) -> str:
+    """``lifecycle`` or ``direct`` (case-insensitive; ``life-cycle``/``lca`` accepted)."""
+    text = str(raw).strip().lower().replace("-", "").replace("_", "") if isinstance(raw, str) else ""
+    basis = {"lifecycle": BASIS_LIFECYCLE, "lca": BASIS_LIFECYCLE, "direct": BASIS_DIRECT}.get(text)
+    if basis is None:
+        raise ConfigError(f"basis={raw!r}: use 'lifecycle' (the default) or 'direct'")
+    return basis
+
+
+def _parse_env_basis(raw: str) -> str:
+    try:
+        return parse_basis(raw)
+    except ConfigError:
+        raise ConfigError(f"{ENV_INTENSITY_BASIS}={raw!r}: use 'lifecycle' (the default) or 'direct'") from None
+
+
+def _find(name: str, basis: str, match: dict[str, str]) -> dict[str, str] | None:
+    for row in _data.rows(name):
+        if row["basis"] == basis and all(row[k] == v for k, v in match.items()):
+            return row
+    return None
+
+
+def _row_for(location: Location, basis: str = BASIS_LIFECYCLE) -> dict[str, str]:
     if location.cloud_provider and location.cloud_region:
-        for row in _data.rows("cloud_regions.csv"):
-            if row["provider"] == location.cloud_provider and row["region"] == location.cloud_region:
-                return row
-    if location.country and location.region:
-        for row in _data.rows("intensity_subnational.csv"):
-            if row["country"] == location.country and row["region"] == location.region:
-                return row
-    if location.country:
-        for row in _data.rows("intensity_countries.csv"):
-            if row["iso3"] == location.country:
-                return row
-    return _data.rows("intensity_world.csv")[0]
+        table, match = "cloud_regions.csv", {"provider": location.cloud_provider, "region": location.cloud_region}
+    elif location.country and location.region:
+        table, match = "intensity_subnational.csv", {"country": location.country, "region": location.region}
+    elif location.country:
+        table, match = "intensity_countries.csv", {"iso3": location.country}
+    else:
+        table, match = "intensity_world.csv", {"label": "world"}
+    row = _find(table, basis, match)
+    if row is not None:
+        return row
+    if basis != BASIS_LIFECYCLE:
+        raise ConfigError(
+            f"no {basis}-basis figure is shipped for {location.label} (direct figures: eGRID US states, "
+            "Google Cloud regions; or Electricity Maps with a token): use basis 'lifecycle'"
+        )
+    return _find("intensity_world.csv", BASIS_LIFECYCLE, {"label": "world"}) or _data.rows("intensity_world.csv")[0]
 
 
 def em_zone(location: Location) -> str | None:
@@ -111,9 +152,14 @@ def em_zone(location: Location) -> str | None:
     return _row_for(location).get("em_zone") or None
 
 
-def static_intensity(location: Location) -> IntensityValue:
-    """The embedded annual figure for a location (the world average for the world)."""
-    row = _row_for(location)
+def static_intensity(location: Location, basis: str = BASIS_LIFECYCLE) -> IntensityValue:
+    """The embedded annual figure for a location (the world average for the world).
+
+    ``basis`` ``lifecycle`` (default) or ``direct``; a basis with no shipped figure for the
+    location raises :class:`~mlflow_green.errors.ConfigError` rather than using the other one.
+    """
+    basis = parse_basis(basis)
+    row = _row_for(location, basis)
     year = int(row["year"])
     source = SOURCE_WORLD if location.is_world else f"static:{row['dataset']}@{year}"
     return IntensityValue(
@@ -123,6 +169,7 @@ def static_intensity(location: Location) -> IntensityValue:
         location=location.label,
         citation=row["source"],
         zone=row.get("em_zone") or None,
+        basis=row["basis"],
     )
 
 
@@ -132,9 +179,10 @@ class StaticIntensity:
     # The figure does not depend on the time asked about (callers may ask once).
     time_varying = False
 
-    def __init__(self, location: Location) -> None:
+    def __init__(self, location: Location, basis: str = BASIS_LIFECYCLE) -> None:
         self.location = location
-        self._value = static_intensity(location)
+        self._value = static_intensity(location, basis)
+        self.basis: str | None = self._value.basis
 
     def intensity(self, at: datetime | None = None) -> IntensityValue:
         return self._value if at is None else _with_at(self._value, at)
@@ -151,10 +199,11 @@ class FixedIntensity:
     def __init__(self, g_per_kwh: float | str, location: Location | None = None) -> None:
         self.g_per_kwh = parse_intensity(g_per_kwh)
         self.location = location or Location.world(configured=True)
+        self.basis: str | None = None  # the user's figure: its basis is theirs to know
 
     def intensity(self, at: datetime | None = None) -> IntensityValue:
         return IntensityValue(self.g_per_kwh, SOURCE_FIXED, None, self.location.label,
-                              citation="fixed by the user", at=at)
+                              citation="fixed by the user", at=at, basis=None)
 
     def __repr__(self) -> str:
         return f"FixedIntensity({self.g_per_kwh:g} g/kWh)"
@@ -173,6 +222,7 @@ def intensity_source(
     token: str | None = None,
     base_url: str | None = None,
     timeout_s: float | None = None,
+    basis: str | None = None,
 ) -> IntensitySource:
     """The intensity source for a location, by precedence.
 
@@ -180,8 +230,14 @@ def intensity_source(
     ``ELECTRICITYMAPS_API_TOKEN``; base URL ``base_url`` or ``MLFLOW_GREEN_ELECTRICITYMAPS_URL``)
     > the embedded annual data. ``location`` None resolves from the environment; when nothing
     is configured the world average is used and a :class:`GreenWarning` says how to set one.
-    Bad fixed values raise :class:`~mlflow_green.errors.ConfigError`.
+    ``basis`` selects ``lifecycle`` or ``direct`` figures (None: ``MLFLOW_GREEN_INTENSITY_BASIS``,
+    else ``lifecycle``); a fixed value has the basis the user gave it. Bad fixed values or a basis with no figure raise
+    :class:`~mlflow_green.errors.ConfigError`.
     """
+    if basis is None:
+        env_basis = _settings.env_str(ENV_INTENSITY_BASIS)
+        basis = BASIS_LIFECYCLE if env_basis is None else _parse_env_basis(env_basis)
+    basis = parse_basis(basis)
     if location is None:
         location = resolve_location()
     if fixed is not None:
@@ -202,5 +258,5 @@ def intensity_source(
     if token and not location.is_world:
         from mlflow_green.accounting.electricitymaps import ElectricityMapsIntensity
 
-        return ElectricityMapsIntensity(location, token, base_url=base_url, timeout_s=timeout_s)
-    return StaticIntensity(location)
+        return ElectricityMapsIntensity(location, token, base_url=base_url, timeout_s=timeout_s, basis=basis)
+    return StaticIntensity(location, basis)

@@ -86,11 +86,20 @@ def _countries() -> dict[str, str]:
 
 @cache
 def _regions() -> dict[str, list[tuple[str, str]]]:
-    """alias (region key, code, name) -> [(ISO3, region key)] (a list: a code may be ambiguous)."""
+    """alias (region key, code, name, Electricity Maps zone) -> [(ISO3, region key)] (a list: a
+    code may be ambiguous)."""
     out: dict[str, list[tuple[str, str]]] = {}
-    for row in _data.rows("intensity_subnational.csv"):
+    rows = _data.rows("intensity_subnational.csv")
+    # A zone code names a row only where one region has it (several states share their BA's zone).
+    owners: dict[str, set[tuple[str, str]]] = {}
+    for row in rows:
+        owners.setdefault(row["em_zone"].lower(), set()).add((row["country"], row["region"]))
+    for row in rows:
         target = (row["country"], row["region"])
-        for alias in {_norm(row["region"]), row["code"].lower(), _norm(row["name"])}:
+        aliases = {_norm(row["region"]), row["code"].lower(), _norm(row["name"])}
+        if row["em_zone"] and len(owners[row["em_zone"].lower()]) == 1:
+            aliases.add(row["em_zone"].lower())
+        for alias in aliases:
             out.setdefault(alias, [])
             if target not in out[alias]:
                 out[alias].append(target)
@@ -100,7 +109,7 @@ def _regions() -> dict[str, list[tuple[str, str]]]:
 @cache
 def _clouds() -> dict[tuple[str, str], dict[str, str]]:
     return {(r["provider"], _cloud_key(r["provider"], r["region"])): r
-            for r in _data.rows("cloud_regions.csv")}
+            for r in _data.rows("cloud_regions.csv") if r["basis"] == "lifecycle"}
 
 
 def _resolve_country(raw: str) -> str:
@@ -175,6 +184,12 @@ def resolve_location(
         if value is not None and not isinstance(value, str):
             raise ConfigError(
                 f"{what}={value!r} must be a string such as 'FRA', 'california', 'aws' or 'eu-west-1'"
+            )
+        if value is not None and not value.strip():
+            # An explicitly empty value is a mistake (an unset shell variable), never "the world".
+            raise ConfigError(
+                f"{what} is empty: give a value such as 'FRA', 'california', 'aws' or 'eu-west-1', "
+                "or leave the option out (country 'world' for the world average)"
             )
     if not any((country, region, cloud_provider, cloud_region)) and use_env:
         country = _settings.env_str(_settings.ENV_COUNTRY)

@@ -14,6 +14,11 @@ from mlflow_green.errors import ConfigError
 def add_parser(parser: argparse.ArgumentParser) -> None:
     add_location_options(parser, intensity=False)
     parser.add_argument("--at", help="ISO 8601 time, for a time-resolved source (Electricity Maps)")
+    parser.add_argument(
+        "--basis",
+        help="lifecycle (default: every shipped table) or direct (combustion only; eGRID US states, "
+        "Google Cloud regions, or Electricity Maps with a token); default MLFLOW_GREEN_INTENSITY_BASIS",
+    )
     add_json_flag(parser)
 
 
@@ -28,10 +33,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--at={args.at!r} is not an ISO 8601 time, e.g. 2025-06-01T14:00Z") from None
     with warnings_to_stderr():
         location = acct.resolve_location(args.country, args.region, args.cloud, args.cloud_region)
-        value = acct.intensity_source(location).intensity(at)
+        value = acct.intensity_source(location, basis=args.basis).intensity(at)
     data: dict[str, Any] = {
         "intensity_g_per_kwh": value.g_per_kwh,
         "source": value.source,
+        "basis": value.basis,
         "year": value.year,
         "location": value.location,
         "zone": value.zone,
@@ -39,5 +45,6 @@ def run(args: argparse.Namespace) -> int:
         "at": value.at.isoformat() if value.at else None,
     }
     year = f" ({value.year})" if value.year else ""
-    emit(args, data, f"{value.location}: {value.g_per_kwh:g} gCO2eq/kWh{year}  [{value.source}]\n  {value.citation}")
+    basis = f", {value.basis}" if value.basis else ""
+    emit(args, data, f"{value.location}: {value.g_per_kwh:g} gCO2eq/kWh{year}  [{value.source}{basis}]\n  {value.citation}")
     return 0

@@ -35,7 +35,10 @@ REPORT_HTML = "green/report.html"
 # Average type-approval (WLTP) CO2 of new passenger cars registered in the EU, Iceland and
 # Norway in 2023, provisional data of the European Environment Agency (published 2024).
 CAR_G_PER_KM = 106.6
-CAR_SOURCE = "EEA, average new passenger car 2023 (WLTP, provisional): 106.6 gCO2/km"
+CAR_SOURCE = (
+    "new EU cars' lab-tested tailpipe average: EEA provisional 2023 data, WLTP type-approval "
+    "106.6 gCO2/km (tailpipe only; on the road cars emit more)"
+)
 
 
 def car_km(total_co2eq_kg: float) -> float:
@@ -137,7 +140,7 @@ def render_html(report: dict[str, Any]) -> str:
         ("embodied", f"{_fmt(t.get('embodied_kg'))} kg"),
         ("embodied share", f"{100 * float(t.get('embodied_share') or 0):.1f} %"),
         ("accuracy per kg", _fmt(t.get("accuracy_per_kg"))),
-        ("≈ km by car", f"{car_km(total):.3g}"),
+        ("≈ km by car (new EU cars' lab-tested tailpipe average)", f"{car_km(total):.3g}"),
     ]
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

@@ -59,6 +59,7 @@ def gpu_device_energy_key(index: int) -> str:
 TAG_VERSION = "green.version"
 TAG_LOCATION = "green.location"
 TAG_INTENSITY_SOURCE = "green.intensity_source"
+TAG_INTENSITY_BASIS = "green.intensity_basis"  # lifecycle | direct | unspecified (a fixed value)
 TAG_PUE = "green.pue"
 TAG_GPU_MODEL = "green.gpu_model"
 TAG_GPU_COUNT = "green.gpu_count"

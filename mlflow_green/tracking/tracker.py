@@ -450,6 +450,7 @@ class GreenTracker:
             schema.TAG_VERSION: __version__,
             schema.TAG_LOCATION: str(getattr(self._location, "label", self._location)),
             schema.TAG_INTENSITY_SOURCE: str(source_name),
+            schema.TAG_INTENSITY_BASIS: str(getattr(source, "basis", None) or "unspecified"),
             schema.TAG_PUE: f"{self._pue:g}",
             schema.TAG_GPU_MODEL: str(getattr(hw, "gpu_model", None) or "none"),
             schema.TAG_GPU_COUNT: str(self._gpu_count),

@@ -60,12 +60,56 @@ def test_cloud_coverage(provider: str, minimum: int) -> None:
 
 
 def test_subnational_coverage() -> None:
-    rows = _data.rows("intensity_subnational.csv")
+    rows = [r for r in _data.rows("intensity_subnational.csv") if r["basis"] == "lifecycle"]
     codes = {(r["country"], r["code"]) for r in rows}
-    assert sum(r["country"] == "USA" for r in rows) == 51  # 50 states + DC
+    states = [r for r in rows if r["country"] == "USA" and len(r["code"]) == 2]
+    assert len(states) == 51  # 50 states + DC
+    assert {("USA", "US-MIDA-PJM"), ("USA", "US-CAL-CISO"), ("USA", "US-NW-BPAT")} <= codes
     assert {("CAN", "QC"), ("CAN", "ON"), ("CAN", "BC"), ("CAN", "AB")} <= codes
     nordic = {f"SE{i}" for i in range(1, 5)} | {f"NO{i}" for i in range(1, 6)} | {"DK1", "DK2", "FI"}
     assert nordic <= {c for _, c in codes}
+
+
+INTENSITY_TABLES = ("intensity_countries.csv", "intensity_subnational.csv", "intensity_world.csv", "cloud_regions.csv")
+KEYS = {"intensity_countries.csv": ("iso3",), "intensity_subnational.csv": ("country", "region"),
+        "intensity_world.csv": ("label",), "cloud_regions.csv": ("provider", "region")}
+
+
+@pytest.mark.parametrize("name", INTENSITY_TABLES)
+def test_one_basis_for_every_default(name: str) -> None:
+    # Every location has exactly one lifecycle row (the default); direct rows only where a direct
+    # source is shipped (eGRID states, Google's own region figures), and never alone.
+    rows = _data.rows(name)
+    lifecycle = [tuple(r[k] for k in KEYS[name]) for r in rows if r["basis"] == "lifecycle"]
+    assert len(lifecycle) == len(set(lifecycle))
+    for row in rows:
+        assert row["basis"] in ("lifecycle", "direct"), row
+        assert row["basis"] in row["source"] or row["dataset"] in ("ember", "cer", "egrid-lifecycle"), row
+        if row["basis"] == "direct":
+            assert row["dataset"] in ("egrid", "google"), row
+            assert tuple(row[k] for k in KEYS[name]) in set(lifecycle), row
+
+
+@pytest.mark.parametrize("name", INTENSITY_TABLES)
+def test_no_lower_bound_figure_is_shipped(name: str) -> None:
+    for row in _data.rows(name):
+        assert "lower bound" not in row["source"].lower(), row
+        assert row["dataset"] != "entsoe", row  # the zero-biomass ENTSO-E file (issue 20)
+
+
+def test_us_cloud_regions_draw_from_their_grid_not_their_state() -> None:
+    states = {r["region"] for r in _data.rows("intensity_subnational.csv") if r["country"] == "USA" and len(r["code"]) == 2}
+    us = [r for r in _data.rows("cloud_regions.csv") if r["country"] == "USA" and r["basis"] == "lifecycle"]
+    assert len(us) >= 20
+    for row in us:
+        assert row["grid_region"] and row["grid_region"] not in states, row
+        assert row["em_zone"].startswith("US-") and len(row["egrid_subregion"]) == 4, row
+        assert row["grid_mapping"] and "eGRID" in row["mapping_source"], row
+
+
+def test_every_non_country_cloud_mapping_says_why() -> None:
+    for row in _data.rows("cloud_regions.csv"):
+        assert row["grid_mapping"].strip(), row
 
 
 def test_embodied_table_has_a_default_for_gpu_and_node() -> None:

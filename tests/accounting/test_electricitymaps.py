@@ -22,6 +22,7 @@ from mlflow_green.accounting import (
     resolve_location,
     static_intensity,
 )
+from mlflow_green.errors import ConfigError
 
 NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
@@ -217,3 +218,21 @@ def test_base_url_with_or_without_v3(em: FakeEM) -> None:
     a = ElectricityMapsIntensity(FRA, "t", base_url=em.url + "/v3/")
     b = ElectricityMapsIntensity(FRA, "t", base_url=em.url)
     assert a.base_url == b.base_url == em.url + "/v3"
+
+
+def test_live_values_say_their_basis_and_direct_is_asked_by_name(em: FakeEM) -> None:
+    # The API's default emission factors are lifecycle; a direct source asks for them explicitly.
+    assert intensity_source(FRA, token="t").intensity().basis == "lifecycle"
+    assert em.requests[0][1] == {"zone": ["FR"]}
+    direct = intensity_source(FRA, token="t2", basis="direct")
+    assert isinstance(direct, ElectricityMapsIntensity)
+    assert direct.intensity().basis == "direct"
+    assert em.requests[-1][1] == {"zone": ["FR"], "emissionFactorType": ["direct"]}
+
+
+def test_direct_without_an_offline_figure_fails_only_when_the_api_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Building the source succeeds (France has no shipped direct figure); a failed call cannot
+    # quietly substitute the lifecycle table: it names the missing basis.
+    source = intensity_source(FRA, token="t", basis="direct", base_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="no direct-basis figure"):
+        source.intensity()

@@ -42,11 +42,11 @@ def test_resolve_location_labels(kwargs: dict[str, str], label: str) -> None:
 @pytest.mark.parametrize(
     ("cloud", "country", "region"),
     [
-        (("aws", "us-east-1"), "USA", "virginia"),
+        (("aws", "us-east-1"), "USA", "PJM"),  # its balancing authority, not Virginia
         (("aws", "eu-north-1"), "SWE", "SE3"),
         (("aws", "ca-central-1"), "CAN", "quebec"),
         (("azure", "norwayeast"), "NOR", "NO1"),
-        (("gcp", "us-central1"), "USA", "iowa"),
+        (("gcp", "us-central1"), "USA", "MISO"),
         (("gcp", "asia-east2"), "HKG", None),
         (("gcp", "europe-north1"), "FIN", "FI"),
     ],
@@ -104,3 +104,23 @@ def test_world_is_unconfigured_unless_asked_for() -> None:
     assert resolve_location().configured is False
     assert resolve_location(country="world").configured is True
     assert Location.world().is_world
+
+
+@pytest.mark.parametrize("field", ["country", "region", "cloud_provider", "cloud_region"])
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_an_explicitly_empty_location_is_an_error_not_the_world(field: str, blank: str) -> None:
+    # An unset shell variable expanded into --country "" must not silently mean the world average.
+    with pytest.raises(ConfigError, match=f"{field} is empty"):
+        resolve_location(**{field: blank})
+    with pytest.raises(ConfigError, match=f"{field} is empty"):
+        resolve_location(**{"country": "FRA", field: blank} if field != "country" else {field: blank, "region": "SE3"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("PJM", ("USA", "PJM")), ("US-MIDA-PJM", ("USA", "PJM")), ("se-se3", ("SWE", "SE3")),
+     ("US-CAR-SC", ("USA", "US-CAR-SC")), ("SC", ("USA", "south carolina")), ("it-no", ("ITA", "IT-NO"))],
+)
+def test_grid_zones_resolve_by_their_codes(raw: str, expected: tuple[str, str]) -> None:
+    loc = resolve_location(region=raw)
+    assert (loc.country, loc.region) == expected

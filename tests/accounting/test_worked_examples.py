@@ -58,3 +58,18 @@ def test_sci_per_thousand_requests_is_a_thousand_times_per_request() -> None:
     per_request = sci(41.67, 420, embodied_kg=1.0, functional_units=10_000_000, pue=1.3)
     per_k = sci(41.67, 420, embodied_kg=1.0, functional_units=10_000, pue=1.3)
     assert per_k.g_per_unit == pytest.approx(per_request.g_per_unit * 1000)
+
+
+# Touvron et al. 2023, Llama 2 (arXiv:2307.09288), Table 2: GPU hours on A100-80GB, the power
+# figure used per GPU, and tCO2eq per model. The paper gives no intensity; one factor, fixed
+# here from its total (539 t over the summed energy), reproduces every row within 1 %.
+LLAMA2 = [("7B", 184_320, 400, 31.22), ("13B", 368_640, 400, 62.44),
+          ("34B", 1_038_336, 350, 153.90), ("70B", 1_720_320, 400, 291.42)]
+LLAMA2_G_PER_KWH = 539_000 * 1000 / sum(h * w / 1000 for _, h, w, _ in LLAMA2)
+
+
+@pytest.mark.parametrize(("model", "gpu_hours", "watts", "tonnes"), LLAMA2)
+def test_llama2_rows_follow_one_intensity(model: str, gpu_hours: int, watts: int, tonnes: float) -> None:
+    assert LLAMA2_G_PER_KWH == pytest.approx(423.5, abs=0.1)
+    energy_kwh = gpu_hours * watts / 1000
+    assert operational_kg(energy_kwh, 1.0, LLAMA2_G_PER_KWH) == pytest.approx(tonnes * 1000, rel=0.01), model

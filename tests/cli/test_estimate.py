@@ -36,7 +36,7 @@ def test_gpu_estimate_uses_tdp_and_embodied(monkeypatch: pytest.MonkeyPatch, cap
     assert data["tdp_w"] == 700
     assert data["energy_kwh"] == pytest.approx(700 * 8 * 24 * 0.5 / 1000)
     assert data["pue"] == pytest.approx(1.15)
-    assert data["intensity_source"].startswith("static:entsoe@")
+    assert data["intensity_source"].startswith("static:electricitymaps@")
     assert data["location"] == "aws/eu-north-1"
     assert data["embodied_profile"] == "default"
     assert data["embodied_low_kg"] < data["embodied_kg"] < data["embodied_high_kg"]

@@ -45,5 +45,5 @@ def test_html_is_self_contained_and_escaped() -> None:
 
 def test_summary_names_the_figures_and_the_source() -> None:
     text = summary_text(REPORT)
-    for fragment in ("1.5 kWh", "0.1 kg", "16.0 %", "accuracy/kg", "km by car", "EEA", "stopped", "degraded"):
+    for fragment in ("1.5 kWh", "0.1 kg", "16.0 %", "accuracy/kg", "km by car", "EEA", "lab-tested tailpipe", "stopped", "degraded"):
         assert fragment in text, fragment

@@ -55,6 +55,7 @@ def test_epochs_iterator_logs_every_epoch(mlflow_local: str, capsys: pytest.Capt
         schema.TAG_METHOD_GPU: "simulated",
         schema.TAG_GPU_COUNT: "1",
         schema.TAG_LOCATION: "FRA",
+        schema.TAG_INTENSITY_BASIS: "lifecycle",
         schema.TAG_PUE: "1",
         schema.TAG_STATUS: "ok",
         schema.TAG_VERSION: mlflow_green.__version__,
