@@ -180,7 +180,7 @@ def run(*, runs: int, rounds: int, rebuild: bool = False) -> tuple[list[Row], li
             f"ledger by month / mlflow.search_runs, {runs} runs",
             ours / base,
             "x",
-            ("<=", 2.0),
+            ("<=", 1.0),
         ),
         Row(BENCH, "mlflow.search_runs median", base, "s"),
         Row(BENCH, "ledger median", ours, "s"),
