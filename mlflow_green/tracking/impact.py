@@ -1,0 +1,146 @@
+"""Per-epoch market-based CO2, water and SCI-for-AI units of a run (issue 19).
+
+The tracker's own ledger turns energy into location-based CO2eq and embodied emissions; this
+object adds, from the same epoch energy, the figures of the organisation's ledger:
+
+- ``green/co2eq_market_kg`` / ``green/cum_co2eq_market_kg``: energy × PUE × market factor
+  (``accounting.market_factor``; where it falls back to the location-based factor, the epoch's
+  own intensity is used, so a live intensity source stays live);
+- ``green/water_l`` / ``green/cum_water_l``: ``accounting.water_l``;
+- ``green/g_per_mtoken`` once training tokens are known, ``green/kg_per_bparam`` once the
+  parameter count is known (``accounting.sci_ai``), both from the run's cumulative total
+  CO2eq.
+
+Provenance goes in the tags ``green.market.source`` and ``green.water_source``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mlflow_green.errors import ConfigError
+from mlflow_green.tracking import schema
+
+__all__ = ["ImpactFigures", "count_parameters", "parse_count"]
+
+
+def parse_count(raw: Any, what: str) -> int:
+    """A non-negative whole number (tokens, parameters); ConfigError naming ``what``."""
+    try:
+        value = float(raw.item() if hasattr(raw, "item") else raw)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{what}={raw!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value != int(value):
+        raise ConfigError(f"{what}={raw!r} must be a whole number >= 0")
+    return int(value)
+
+
+def count_parameters(module: Any) -> int | None:
+    """Parameters of a torch module (each tensor once, shared ones not twice); None if not one."""
+    parameters = getattr(module, "parameters", None)
+    if not callable(parameters):
+        return None
+    try:
+        seen: set[int] = set()
+        total = 0
+        for p in parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += int(p.numel())
+        return total
+    except Exception:  # not a torch module after all
+        return None
+
+
+@dataclass
+class ImpactFigures:
+    """Running market-based CO2, water and unit counts of one run."""
+
+    market: Any  # accounting.MarketFactor
+    water: Any  # accounting.WaterFactor
+    pue: float
+    parameters: int | None = None
+    tokens: int = 0
+    tokens_known: bool = False
+    cum_co2eq_market_kg: float = 0.0
+    cum_water_l: float = 0.0
+
+    @classmethod
+    def resolve(
+        cls,
+        location: Any,
+        *,
+        location_g_per_kwh: float,
+        location_source: str,
+        pue: float,
+        renewable_fraction: float | str | None = None,
+        market_intensity: float | str | None = None,
+        wue: float | str | None = None,
+        parameters: int | None = None,
+    ) -> ImpactFigures:
+        """Arguments beat ``MLFLOW_GREEN_RENEWABLE_FRACTION`` / ``_MARKET_INTENSITY`` / ``_WUE``."""
+        from mlflow_green import accounting as acct
+
+        market = acct.market_factor(
+            location,
+            location_g_per_kwh=location_g_per_kwh,
+            location_source=location_source,
+            renewable_fraction=renewable_fraction,
+            market_intensity=market_intensity,
+        )
+        return cls(
+            market=market,
+            water=acct.water_factor(location, wue=wue),
+            pue=pue,
+            parameters=parameters,
+        )
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            schema.TAG_MARKET_SOURCE: self.market.source,
+            schema.TAG_WATER_SOURCE: self.water.source,
+        }
+
+    def add_tokens(self, n: Any) -> None:
+        """Training tokens seen since the last epoch end (``report_tokens``)."""
+        self.tokens += parse_count(n, "tokens")
+        self.tokens_known = True
+
+    def set_tokens(self, total: Any) -> None:
+        """The run's training tokens so far (HF Trainer's ``num_input_tokens_seen``)."""
+        self.tokens = parse_count(total, "tokens")
+        self.tokens_known = True
+
+    def set_parameters(self, n: Any) -> None:
+        self.parameters = parse_count(n, "parameters") or None
+
+    def _factor_g_per_kwh(self, intensity_g_per_kwh: float) -> float:
+        if "location-fallback:" in self.market.source:
+            return (1.0 - self.market.renewable_fraction) * intensity_g_per_kwh
+        return float(self.market.g_per_kwh)
+
+    def epoch(
+        self, *, energy_kwh: float, intensity_g_per_kwh: float, cum_total_co2eq_kg: float
+    ) -> dict[str, float]:
+        """This epoch's metrics; the running totals move on."""
+        from mlflow_green import accounting as acct
+
+        market_kg = energy_kwh * self.pue * self._factor_g_per_kwh(intensity_g_per_kwh) / 1000.0
+        water_l = acct.water_l(energy_kwh, self.pue, self.water)
+        self.cum_co2eq_market_kg += market_kg
+        self.cum_water_l += water_l
+        out = {
+            schema.CO2EQ_MARKET_KG: market_kg,
+            schema.CUM_CO2EQ_MARKET_KG: self.cum_co2eq_market_kg,
+            schema.WATER_L: water_l,
+            schema.CUM_WATER_L: self.cum_water_l,
+        }
+        if self.tokens_known and self.tokens > 0:
+            out[schema.G_PER_MTOKEN] = acct.g_per_mtoken(cum_total_co2eq_kg, self.tokens)
+        if self.parameters:
+            out[schema.KG_PER_BPARAM] = acct.kg_per_bparam(cum_total_co2eq_kg, self.parameters)
+        return out

@@ -1,0 +1,66 @@
+"""Market-based CO2, water and SCI-for-AI units per epoch, hand-computed."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlflow_green.accounting import Location, offsite_l_per_kwh
+from mlflow_green.errors import ConfigError
+from mlflow_green.tracking import schema
+from mlflow_green.tracking.impact import ImpactFigures, count_parameters, parse_count
+
+
+def test_epochs_accumulate_market_water_and_units() -> None:
+    deu = Location(country="DEU")
+    fig = ImpactFigures.resolve(deu, location_g_per_kwh=380.0, location_source="static:x", pue=1.5,
+                                renewable_fraction=0.5, wue="azure", parameters=2_000_000_000)  # fmt: skip
+    assert fig.tags[schema.TAG_MARKET_SOURCE] == "contracts:0.5 + residual:aib@2018(DEU)"
+    assert fig.tags[schema.TAG_WATER_SOURCE].startswith("wue:azure@2024 + offsite:DEU@")
+    fig.add_tokens(1_000_000)
+    first = fig.epoch(energy_kwh=2.0, intensity_g_per_kwh=380.0, cum_total_co2eq_kg=1.0)
+    # 2 kWh x 1.5 x 0.5 x 728.69 g/kWh
+    assert first[schema.CO2EQ_MARKET_KG] == pytest.approx(2 * 1.5 * 0.5 * 728.69 / 1000)
+    offsite, _ = offsite_l_per_kwh(deu)
+    assert first[schema.WATER_L] == pytest.approx(2 * 0.30 + 2 * 1.5 * offsite)
+    assert first[schema.G_PER_MTOKEN] == pytest.approx(1000.0)  # 1 kg over 1 M tokens
+    assert first[schema.KG_PER_BPARAM] == pytest.approx(0.5)
+    fig.add_tokens(3_000_000)
+    second = fig.epoch(energy_kwh=1.0, intensity_g_per_kwh=380.0, cum_total_co2eq_kg=2.0)
+    assert second[schema.CUM_CO2EQ_MARKET_KG] == pytest.approx(3 * 1.5 * 0.5 * 728.69 / 1000)
+    assert second[schema.CUM_WATER_L] == pytest.approx(first[schema.WATER_L] * 1.5)
+    assert second[schema.G_PER_MTOKEN] == pytest.approx(500.0)  # 2 kg over 4 M tokens
+
+
+def test_location_fallback_follows_the_epoch_intensity() -> None:
+    fig = ImpactFigures.resolve(Location(country="IND"), location_g_per_kwh=700.0,
+                                location_source="electricitymaps", pue=1.0, renewable_fraction=0.25)  # fmt: skip
+    out = fig.epoch(energy_kwh=1.0, intensity_g_per_kwh=600.0, cum_total_co2eq_kg=0.6)
+    assert out[schema.CO2EQ_MARKET_KG] == pytest.approx(0.75 * 0.6)
+    assert schema.G_PER_MTOKEN not in out and schema.KG_PER_BPARAM not in out  # unknown: not logged
+
+
+def test_set_tokens_is_a_running_total() -> None:
+    fig = ImpactFigures.resolve(
+        Location(country="FRA"), location_g_per_kwh=50.0, location_source="s", pue=1.0
+    )
+    fig.set_tokens(2_000_000)
+    fig.set_tokens(4_000_000)
+    assert (
+        fig.epoch(energy_kwh=1, intensity_g_per_kwh=50, cum_total_co2eq_kg=4.0)[schema.G_PER_MTOKEN]
+        == 1000.0
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "many", float("nan")])
+def test_bad_counts(bad: object) -> None:
+    with pytest.raises(ConfigError, match="tokens"):
+        parse_count(bad, "tokens")
+
+
+def test_count_parameters_of_a_torch_module() -> None:
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.Linear(10, 5)  # 50 weights + 5 biases
+    tied = torch.nn.Sequential(layer, layer)  # the same tensors, counted once
+    assert count_parameters(layer) == 55
+    assert count_parameters(tied) == 55
+    assert count_parameters(object()) is None
