@@ -65,8 +65,6 @@ class ImpactFigures:
     parameters: int | None = None
     tokens: int = 0
     tokens_known: bool = False
-    cum_co2eq_market_kg: float = 0.0
-    cum_water_l: float = 0.0
 
     @classmethod
     def resolve(
@@ -118,29 +116,36 @@ class ImpactFigures:
     def set_parameters(self, n: Any) -> None:
         self.parameters = parse_count(n, "parameters") or None
 
-    def _factor_g_per_kwh(self, intensity_g_per_kwh: float) -> float:
-        if "location-fallback:" in self.market.source:
-            return (1.0 - self.market.renewable_fraction) * intensity_g_per_kwh
-        return float(self.market.g_per_kwh)
+    @property
+    def _follows_location(self) -> bool:
+        return "location-fallback:" in self.market.source
 
-    def epoch(
-        self, *, energy_kwh: float, intensity_g_per_kwh: float, cum_total_co2eq_kg: float
-    ) -> dict[str, float]:
-        """This epoch's metrics; the running totals move on."""
+    def epoch(self, record: Any) -> dict[str, float]:
+        """This epoch's metrics, from the tracker's :class:`EpochRecord`.
+
+        The cumulative figures are computed from the record's own cumulative energy and CO2eq,
+        not kept here, so a resumed run (whose record continues its totals) stays right. Where
+        the market factor falls back to the location's, it is the epoch's own intensity:
+        ``(1 - renewable_fraction) × co2eq_kg``.
+        """
         from mlflow_green import accounting as acct
 
-        market_kg = energy_kwh * self.pue * self._factor_g_per_kwh(intensity_g_per_kwh) / 1000.0
-        water_l = acct.water_l(energy_kwh, self.pue, self.water)
-        self.cum_co2eq_market_kg += market_kg
-        self.cum_water_l += water_l
+        share = 1.0 - float(self.market.renewable_fraction)
+        if self._follows_location:
+            market_kg, cum_market_kg = share * record.co2eq_kg, share * record.cum_co2eq_kg
+        else:
+            market_kg = acct.market_kg(record.energy_kwh, self.pue, self.market)
+            cum_market_kg = acct.market_kg(record.cum_energy_kwh, self.pue, self.market)
         out = {
             schema.CO2EQ_MARKET_KG: market_kg,
-            schema.CUM_CO2EQ_MARKET_KG: self.cum_co2eq_market_kg,
-            schema.WATER_L: water_l,
-            schema.CUM_WATER_L: self.cum_water_l,
+            schema.CUM_CO2EQ_MARKET_KG: cum_market_kg,
+            schema.WATER_L: acct.water_l(record.energy_kwh, self.pue, self.water),
+            schema.CUM_WATER_L: acct.water_l(record.cum_energy_kwh, self.pue, self.water),
         }
         if self.tokens_known and self.tokens > 0:
-            out[schema.G_PER_MTOKEN] = acct.g_per_mtoken(cum_total_co2eq_kg, self.tokens)
+            out[schema.G_PER_MTOKEN] = acct.g_per_mtoken(record.cum_total_co2eq_kg, self.tokens)
         if self.parameters:
-            out[schema.KG_PER_BPARAM] = acct.kg_per_bparam(cum_total_co2eq_kg, self.parameters)
+            out[schema.KG_PER_BPARAM] = acct.kg_per_bparam(
+                record.cum_total_co2eq_kg, self.parameters
+            )
         return out

@@ -8,6 +8,14 @@ from mlflow_green.accounting import Location, offsite_l_per_kwh
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.impact import ImpactFigures, count_parameters, parse_count
+from mlflow_green.tracking.record import EpochEnergy, Ledger
+
+
+def _records(pue: float, epochs: list[tuple[float, float]]) -> list:
+    """EpochRecords of the tracker's own ledger: (energy kWh, intensity g/kWh) per epoch."""
+    ledger = Ledger(pue=pue)
+    return [ledger.add(EpochEnergy(start_unix_s=i * 60.0, duration_s=60.0, gpu_energy_kwh=kwh),
+                       intensity_g_per_kwh=g) for i, (kwh, g) in enumerate(epochs)]  # fmt: skip
 
 
 def test_epochs_accumulate_market_water_and_units() -> None:
@@ -17,25 +25,33 @@ def test_epochs_accumulate_market_water_and_units() -> None:
     assert fig.tags[schema.TAG_MARKET_SOURCE] == "contracts:0.5 + residual:aib@2018(DEU)"
     assert fig.tags[schema.TAG_WATER_SOURCE].startswith("wue:azure@2024 + offsite:DEU@")
     fig.add_tokens(1_000_000)
-    first = fig.epoch(energy_kwh=2.0, intensity_g_per_kwh=380.0, cum_total_co2eq_kg=1.0)
+    r1, r2 = _records(1.5, [(2.0, 380.0), (1.0, 380.0)])
+    first = fig.epoch(r1)
     # 2 kWh x 1.5 x 0.5 x 728.69 g/kWh
     assert first[schema.CO2EQ_MARKET_KG] == pytest.approx(2 * 1.5 * 0.5 * 728.69 / 1000)
     offsite, _ = offsite_l_per_kwh(deu)
     assert first[schema.WATER_L] == pytest.approx(2 * 0.30 + 2 * 1.5 * offsite)
-    assert first[schema.G_PER_MTOKEN] == pytest.approx(1000.0)  # 1 kg over 1 M tokens
-    assert first[schema.KG_PER_BPARAM] == pytest.approx(0.5)
+    total1 = r1.cum_total_co2eq_kg
+    assert first[schema.G_PER_MTOKEN] == pytest.approx(total1 * 1000)  # per 1 M tokens
+    assert first[schema.KG_PER_BPARAM] == pytest.approx(total1 / 2)  # per 2 B parameters
     fig.add_tokens(3_000_000)
-    second = fig.epoch(energy_kwh=1.0, intensity_g_per_kwh=380.0, cum_total_co2eq_kg=2.0)
+    second = fig.epoch(r2)
     assert second[schema.CUM_CO2EQ_MARKET_KG] == pytest.approx(3 * 1.5 * 0.5 * 728.69 / 1000)
+    assert second[schema.CUM_CO2EQ_MARKET_KG] == pytest.approx(
+        first[schema.CO2EQ_MARKET_KG] + second[schema.CO2EQ_MARKET_KG]
+    )
     assert second[schema.CUM_WATER_L] == pytest.approx(first[schema.WATER_L] * 1.5)
-    assert second[schema.G_PER_MTOKEN] == pytest.approx(500.0)  # 2 kg over 4 M tokens
+    assert second[schema.G_PER_MTOKEN] == pytest.approx(r2.cum_total_co2eq_kg * 1000 / 4)
 
 
 def test_location_fallback_follows_the_epoch_intensity() -> None:
     fig = ImpactFigures.resolve(Location(country="IND"), location_g_per_kwh=700.0,
                                 location_source="electricitymaps", pue=1.0, renewable_fraction=0.25)  # fmt: skip
-    out = fig.epoch(energy_kwh=1.0, intensity_g_per_kwh=600.0, cum_total_co2eq_kg=0.6)
-    assert out[schema.CO2EQ_MARKET_KG] == pytest.approx(0.75 * 0.6)
+    r1, r2 = _records(1.0, [(1.0, 600.0), (1.0, 300.0)])  # a live intensity: 600, then 300
+    fig.epoch(r1)
+    out = fig.epoch(r2)
+    assert out[schema.CO2EQ_MARKET_KG] == pytest.approx(0.75 * 0.3)
+    assert out[schema.CUM_CO2EQ_MARKET_KG] == pytest.approx(0.75 * 0.9)
     assert schema.G_PER_MTOKEN not in out and schema.KG_PER_BPARAM not in out  # unknown: not logged
 
 
@@ -45,10 +61,8 @@ def test_set_tokens_is_a_running_total() -> None:
     )
     fig.set_tokens(2_000_000)
     fig.set_tokens(4_000_000)
-    assert (
-        fig.epoch(energy_kwh=1, intensity_g_per_kwh=50, cum_total_co2eq_kg=4.0)[schema.G_PER_MTOKEN]
-        == 1000.0
-    )
+    (r,) = _records(1.0, [(1.0, 50.0)])
+    assert fig.epoch(r)[schema.G_PER_MTOKEN] == pytest.approx(r.cum_total_co2eq_kg * 1000 / 4)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "many", float("nan")])
