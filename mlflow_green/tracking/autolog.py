@@ -84,6 +84,10 @@ def autolog(
     on_budget: OnBudget = "warn",
     log_every_n_epochs: int = 1,
     report: bool = True,
+    renewable_fraction: float | str | None = None,
+    market_intensity: float | None = None,
+    wue: float | str | None = None,
+    parameters: Any = None,
 ) -> None:
     """Record per-epoch energy, CO2eq, embodied share and accuracy per kg of every training run.
 
@@ -115,6 +119,14 @@ def autolog(
         log_every_n_epochs: send to MLflow every n epochs (each epoch is journaled locally
             at once, whatever n is).
         report: log the report artifacts at the end of the run.
+        renewable_fraction: share of the energy matched by certificates or PPAs (0-1), counted
+            at 0 g/kWh in ``green/co2eq_market_kg``; default MLFLOW_GREEN_RENEWABLE_FRACTION, else 0.
+        market_intensity: your supplier's g/kWh for the unmatched rest; default
+            MLFLOW_GREEN_MARKET_INTENSITY, else the location's residual mix.
+        wue: on-site water usage effectiveness, L/kWh of IT energy, or ``aws``/``azure``;
+            default MLFLOW_GREEN_WUE, else unknown (only off-site water in ``green/water_l``).
+        parameters: the model's parameter count (or the torch module) for
+            ``green/kg_per_bparam``; the Hugging Face and Lightning callbacks count it themselves.
 
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
@@ -145,6 +157,10 @@ def autolog(
             on_budget=on_budget,
             log_every_n_epochs=log_every_n_epochs,
             report=report,
+            renewable_fraction=renewable_fraction,
+            market_intensity=market_intensity,
+            wue=wue,
+            parameters=parameters,
         )
         check_config(config)
         _STATE.config = config
@@ -169,6 +185,9 @@ def check_config(config: GreenConfig) -> None:
         cloud_region=config.cloud_region,
     )
     acct.resolve_pue(config.pue)
+    acct.resolve_renewable_fraction(config.renewable_fraction)  # the environment's too
+    acct.resolve_market_intensity(config.market_intensity)
+    acct.resolve_wue(config.wue)
 
 
 def _register_hook(module_name: str, patcher: str) -> None:

@@ -56,6 +56,11 @@ class GreenConfig:
     # epoch keeps its own step). None: MLFLOW_GREEN_SEND_INTERVAL, else 5 s. 0 sends each
     # epoch as it ends. Closing the run always sends everything at once.
     send_interval_s: float | None = None
+    # Issue 19: Scope 2 market-based emissions, water, SCI-for-AI units (tracking/impact.py).
+    renewable_fraction: float | str | None = None
+    market_intensity: float | None = None
+    wue: float | str | None = None
+    parameters: Any = None  # a count, or a torch module whose parameters are counted
 
     @classmethod
     def create(cls, **options: Any) -> GreenConfig:
@@ -129,6 +134,9 @@ class GreenConfig:
             raise ConfigError("poll_interval_s must be greater than 0")
         if self.send_interval_s is not None:
             changes["send_interval_s"] = parse_float(self.send_interval_s, "send_interval_s", minimum=0)
+        from mlflow_green.tracking.impact import validated_options
+
+        changes.update(validated_options(self))
         return replace(self, **changes) if changes else self
 
     @property

@@ -23,7 +23,7 @@ from typing import Any
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 
-__all__ = ["ImpactFigures", "count_parameters", "parse_count"]
+__all__ = ["ImpactFigures", "count_parameters", "impact_for", "parse_count", "validated_options"]
 
 
 def parse_count(raw: Any, what: str) -> int:
@@ -149,3 +149,49 @@ class ImpactFigures:
                 record.cum_total_co2eq_kg, self.parameters
             )
         return out
+
+
+def validated_options(config: Any) -> dict[str, Any]:
+    """``GreenConfig`` changes for the issue-19 options (ConfigError naming a bad one)."""
+    from mlflow_green import _settings
+    from mlflow_green.accounting import resolve_wue
+
+    changes: dict[str, Any] = {}
+    if config.renewable_fraction is not None:
+        changes["renewable_fraction"] = _settings.parse_fraction(
+            config.renewable_fraction, "renewable_fraction"
+        )
+    if config.market_intensity is not None:
+        changes["market_intensity"] = _settings.parse_float(
+            config.market_intensity, "market_intensity", minimum=0.0
+        )
+    if config.wue is not None:
+        resolve_wue(config.wue)
+    if config.parameters is not None and not isinstance(config.parameters, int):
+        counted = count_parameters(config.parameters)
+        changes["parameters"] = (
+            counted if counted is not None else parse_count(config.parameters, "parameters")
+        )
+    elif isinstance(config.parameters, int):
+        changes["parameters"] = parse_count(config.parameters, "parameters")
+    return changes
+
+
+def impact_for(config: Any, location: Any, pue: float) -> ImpactFigures:
+    """The run's :class:`ImpactFigures` from its options (arguments beat the environment)."""
+    from mlflow_green.accounting import static_intensity
+
+    try:
+        reference = float(static_intensity(location).g_per_kwh)
+    except Exception:  # the reference only names the fallback; the epochs use their own
+        reference = math.nan
+    return ImpactFigures.resolve(
+        location,
+        location_g_per_kwh=reference,
+        location_source="the epoch's location-based intensity",
+        pue=pue,
+        renewable_fraction=config.renewable_fraction,
+        market_intensity=config.market_intensity,
+        wue=config.wue,
+        parameters=config.parameters or None,
+    )

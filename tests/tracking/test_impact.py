@@ -78,3 +78,31 @@ def test_count_parameters_of_a_torch_module() -> None:
     assert count_parameters(layer) == 55
     assert count_parameters(tied) == 55
     assert count_parameters(object()) is None
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("renewable_fraction", 1.2, "renewable_fraction"), ("renewable_fraction", "half", "renewable_fraction"),
+     ("market_intensity", -3, "market_intensity"), ("wue", "gcp-ish", "wue"), ("parameters", -1, "parameters"),
+     ("parameters", "7B", "parameters")],
+)  # fmt: skip
+def test_options_are_validated_when_given(option: str, value: object, message: str) -> None:
+    from mlflow_green.tracking.config import GreenConfig
+
+    with pytest.raises(ConfigError, match=message):
+        GreenConfig.create(**{option: value})
+
+
+def test_options_normalised_and_parameters_counted() -> None:
+    torch = pytest.importorskip("torch")
+    from mlflow_green.tracking.config import GreenConfig
+
+    cfg = GreenConfig.create(renewable_fraction="60%", market_intensity="120", wue="aws",
+                             parameters=torch.nn.Linear(4, 2))  # fmt: skip
+    assert cfg.renewable_fraction == pytest.approx(0.6)
+    assert cfg.market_intensity == 120.0 and cfg.wue == "aws" and cfg.parameters == 10
+    from mlflow_green.tracking.impact import impact_for
+
+    fig = impact_for(cfg, Location(country="FRA"), 1.1)
+    assert fig.tags[schema.TAG_MARKET_SOURCE] == "contracts:0.6 + supplier:120"
+    assert fig.parameters == 10
