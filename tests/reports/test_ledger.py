@@ -286,3 +286,28 @@ def test_green_page_ledger_view_reads_the_server_store(store: dict[str, Any]) ->
     assert "Carbon ledger by month" in html and "2026-10" in html and "<svg" in html
     fast = ledger(store["client"], by="month").total
     assert f"{fast.energy_kwh:.4g}" in html
+
+
+@pytest.mark.slow
+def test_over_a_tracking_server_the_client_path_counts_the_same(mlflow_server: Any) -> None:
+    """Through REST (no SQL shortcut): search_runs over every stage, then the histories."""
+    import uuid
+
+    client = MlflowClient(mlflow_server.url)
+    name = f"ledger-rest-{uuid.uuid4().hex[:8]}"
+    exp = client.create_experiment(name)
+    a = client.create_run(exp, run_name="a").info.run_id
+    _log(client, a, [(0, "2026-01-31T23:59:00", 1.5), (1, "2026-02-01T00:01:00", 2.5)])
+    b = client.create_run(exp, run_name="b").info.run_id
+    _log(client, b, [(0, "2026-02-03T00:00:00", 4.0)], new=False)
+    client.set_terminated(b, RunStatus.to_string(RunStatus.FAILED))
+    client.delete_run(b)
+    rows = {r.group: r for r in ledger(client, by="month", experiments=[name]).rows}
+    expected = _brute(client, [a, b], _month)
+    assert set(rows) == set(expected) == {"2026-01", "2026-02"}
+    for group, sums in expected.items():
+        assert rows[group].epochs == sums["epochs"]
+        for field_name in ("energy_kwh", "co2eq_kg", "embodied_kg", "total_co2eq_kg"):
+            assert getattr(rows[group], field_name) == pytest.approx(sums[field_name])
+    assert rows["2026-02"].deleted_runs == 1 and rows["2026-02"].failed_runs == 1
+    assert rows["2026-02"].derived_epochs == 1
