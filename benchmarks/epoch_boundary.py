@@ -121,7 +121,7 @@ def _tracker_server(n: int, workdir: Path, profiler: cProfile.Profile | None) ->
         tracker = mlflow_green.GreenTracker(silent=True, report=False)
         tracker.start()
         up = _time_epochs(n, lambda e: tracker.epoch_end({"val_acc": 0.5}), None)
-        tracker._logger.flush(30)  # the backlog of the live phase is not the down phase's
+        tracker.sender.flush(30)  # the backlog of the live phase is not the down phase's
         server.stop()
         down = _time_epochs(n, lambda e: tracker.epoch_end({"val_acc": 0.5}), profiler)
         t0 = time.perf_counter()

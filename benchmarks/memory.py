@@ -62,7 +62,7 @@ def _worker(epochs: int, workdir: Path, trace: bool) -> dict[str, Any]:
         loop_s = time.perf_counter() - t0
         gc.collect()
         rss1 = rss_mb()
-        logger = tracker._logger
+        logger = tracker.sender
         backlog = len(logger.unsent_steps) + logger._queue.qsize() if logger is not None else 0
         records = len(tracker.records)
         if snapshot0 is not None:

@@ -16,10 +16,12 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mlflow_green.errors import ConfigError, GreenError
+    from mlflow_green.tracking.active import report_accuracy
     from mlflow_green.tracking.autolog import autolog
+    from mlflow_green.tracking.epochs import Epochs, epochs
     from mlflow_green.tracking.record import EpochRecord
     from mlflow_green.tracking.recover import recover
-    from mlflow_green.tracking.tracker import Epochs, GreenTracker, epochs, report_accuracy
+    from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = [
     "ConfigError",
@@ -41,10 +43,10 @@ _LAZY: dict[str, str] = {
     "autolog": "mlflow_green.tracking.autolog",
     "EpochRecord": "mlflow_green.tracking.record",
     "recover": "mlflow_green.tracking.recover",
-    "Epochs": "mlflow_green.tracking.tracker",
+    "Epochs": "mlflow_green.tracking.epochs",
     "GreenTracker": "mlflow_green.tracking.tracker",
-    "epochs": "mlflow_green.tracking.tracker",
-    "report_accuracy": "mlflow_green.tracking.tracker",
+    "epochs": "mlflow_green.tracking.epochs",
+    "report_accuracy": "mlflow_green.tracking.active",
 }
 
 

@@ -123,6 +123,7 @@ class EnergyMeter:
         self._pending_error: BaseException | None = None
         self._sources: dict[Component, _Source] = {}
         for sampler in samplers:
+            _check_members(sampler)
             comp = sampler.component
             if comp not in COMPONENTS:
                 raise ConfigError(
@@ -136,10 +137,10 @@ class EnergyMeter:
                 method=sampler.method,
                 names=tuple(d.name for d in sampler.devices),
                 polled=bool(sampler.needs_polling),
-                wrap_period_s=float(getattr(sampler, "wrap_period_s", 0.0) or 0.0),
-                standing_notes=tuple(getattr(sampler, "notes", ())),
+                wrap_period_s=float(sampler.wrap_period_s or 0.0),
+                standing_notes=tuple(sampler.notes),
             )
-            problem = getattr(sampler, "problem", None)
+            problem = sampler.problem
             if problem:
                 _logger.warning("mlflow_green: %s", problem)
                 self._problems.append(str(problem))
@@ -433,12 +434,10 @@ class EnergyMeter:
         except Exception as exc:
             self._fail(src, exc)
             return
-        drain = getattr(src.sampler, "drain_notes", None)
-        if drain is not None:
-            for note in drain():
-                _logger.info("%s sampler: %s", src.component, note)
-                for window in self._windows.values():
-                    window.notes.setdefault(src.component, []).append(note)
+        for note in src.sampler.drain_notes():
+            _logger.info("%s sampler: %s", src.component, note)
+            for window in self._windows.values():
+                window.notes.setdefault(src.component, []).append(note)
 
     @staticmethod
     def _check_len(src: _Source, values: tuple[float, ...]) -> None:
@@ -476,3 +475,22 @@ class EnergyMeter:
         error, self._pending_error = self._pending_error, None
         if error is not None:
             raise error
+
+
+def _check_members(sampler: object) -> None:
+    """A sampler must have every member of the Protocol (a ConfigError naming what is missing)."""
+    from mlflow_green.samplers._base import Sampler
+
+    if isinstance(sampler, Sampler):
+        return
+    missing = sorted(
+        name
+        for name in ("component", "method", "devices", "needs_polling", "update_period_s",
+                     "read_energy_j", "read_power_w", "close", "wrap_period_s", "notes",
+                     "problem", "drain_notes")
+        if not hasattr(sampler, name)
+    )
+    raise ConfigError(
+        f"sampler {type(sampler).__name__} lacks {', '.join(missing)}: derive it from "
+        "mlflow_green.samplers.SamplerBase (defaults for the optional members)"
+    )

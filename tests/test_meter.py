@@ -9,12 +9,14 @@ import pytest
 from mlflow_green.errors import ConfigError, SamplerError
 from mlflow_green.meter import EnergyMeter
 from mlflow_green.samplers import NullSampler, SimulatedGpuSampler, select
-from mlflow_green.samplers._base import DeviceInfo
+from mlflow_green.samplers._base import DeviceInfo, SamplerBase
 from tests.samplers.fakes import FakeClock
 
 
-class _FlakyCounter:
+class _FlakyCounter(SamplerBase):
     """A counter sampler whose reads start failing on demand (a vendor edge fake)."""
+
+    update_period_s = 0.0  # settable by a test
 
     def __init__(
         self, component: str = "cpu", *, polled: bool = False, watts: float = 50.0
@@ -23,7 +25,6 @@ class _FlakyCounter:
         self.method = "rapl"
         self.devices = (DeviceInfo(0, "fake package"),)
         self.needs_polling = polled
-        self.update_period_s = 0.0
         self.energy_j = 0.0
         self.watts = watts
         self.broken = False
@@ -238,3 +239,11 @@ def test_select_then_meter_is_thread_free_for_counters() -> None:
         pass
     meter.close()
     assert w.measurement is not None and w.measurement.energy_kwh == 0.0
+
+
+def test_a_sampler_missing_members_is_one_clear_error() -> None:
+    class Bare:
+        component = "gpu"
+
+    with pytest.raises(ConfigError, match=r"Bare lacks .*drain_notes.*SamplerBase"):
+        EnergyMeter([Bare()])  # type: ignore[list-item]

@@ -33,10 +33,11 @@ def _jsonable(value: Any) -> Any:
 
 def describe_unexpected(exc: BaseException) -> str:
     """One line for an exception nobody anticipated, with a hint on connection problems."""
+    from mlflow_green.tracking.failures import is_transient, short_reason
+
     text = " ".join(str(exc).split()) or type(exc).__name__
-    low = text.lower()
-    if any(w in low for w in ("connection", "max retries", "refused", "timed out", "resolve")):
-        return f"cannot reach the MLflow tracking server ({text[:300]}); check MLFLOW_TRACKING_URI"
+    if is_transient(exc):
+        return f"cannot reach the MLflow tracking server ({short_reason(exc)}); check MLFLOW_TRACKING_URI"
     return f"{type(exc).__name__}: {text[:500]}"
 
 

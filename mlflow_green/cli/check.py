@@ -89,9 +89,10 @@ def translate_mlflow_error(exc: BaseException, args: argparse.Namespace) -> str 
         return f"model {args.model!r} version {args.version!r} not found: {text}"
     if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
         return f"the tracking server refused the request ({code}): {text}"
-    low = text.lower()
-    if any(w in low for w in ("max retries", "connection", "refused", "timed out", "failed to resolve")):
-        return f"cannot reach the MLflow tracking server ({text[:250]}); check MLFLOW_TRACKING_URI"
+    from mlflow_green.tracking.failures import is_transient, short_reason
+
+    if is_transient(exc):
+        return f"cannot reach the MLflow tracking server ({short_reason(exc)}); check MLFLOW_TRACKING_URI"
     return f"MLflow error {code}: {text}"
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow_green.tracking._sql import fast_tracking, plain_sql_store
+from mlflow_green.tracking._mlflow_compat import fast_tracking, plain_sql_store
 
 __all__ = [
     "RunView",

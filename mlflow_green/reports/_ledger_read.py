@@ -1,6 +1,6 @@
 """The ledger's reads: runs, tags and every per-epoch ledger metric point.
 
-On MLflow's plain SQLAlchemy tracking store (``tracking._sql.fast_tracking``) three statements
+On MLflow's plain SQLAlchemy tracking store (``tracking._mlflow_compat.fast_tracking``) three statements
 built from MLflow's own table objects: the experiments' runs (every lifecycle stage), their
 tags, and every point of the ledger keys; ``search_runs`` would also load each run's params and
 latest metrics through the ORM, which costs more than the ledger itself. Any other store (a REST
@@ -91,7 +91,7 @@ def _sql_points(store: Any, experiment_ids: Sequence[str]) -> dict[str, list[Poi
     Not cut to ``--since``/``--until`` here: a run outside the range may still carry the lineage
     (parent tag) that ``--by model`` needs; the bounds are applied per epoch afterwards.
     """
-    from mlflow_green.tracking._sql import fast_tracking
+    from mlflow_green.tracking._mlflow_compat import fast_tracking
 
     if not fast_tracking(store):
         return None

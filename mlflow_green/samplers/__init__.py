@@ -20,6 +20,7 @@ from mlflow_green.samplers._base import (
     DeviceInfo,
     Measurement,
     Sampler,
+    SamplerBase,
 )
 from mlflow_green.samplers._select import Diagnosis, SamplerSpec, diagnose, parse_spec, select
 from mlflow_green.samplers.amd import AmdGpuSampler, amd_is_available
@@ -55,6 +56,7 @@ __all__ = [
     "RaplSampler",
     "ReplaySampler",
     "Sampler",
+    "SamplerBase",
     "SamplerSpec",
     "SimulatedGpuSampler",
     "Trace",

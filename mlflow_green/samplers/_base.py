@@ -64,6 +64,61 @@ class Sampler(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def wrap_period_s(self) -> float:
+        """Seconds after which the hardware counter wraps (0: it does not); the meter then
+        reads it at least four times per period."""
+        ...
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """Standing remarks on the method (e.g. which counter), shown with each measurement."""
+        ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the component could not be opened (the run is then degraded), else None."""
+        ...
+
+    def drain_notes(self) -> tuple[str, ...]:
+        """Remarks that arose since the last call (a counter reset...), each returned once."""
+        ...
+
+
+class SamplerBase:
+    """Defaults for the optional members of :class:`Sampler`: derive a back end from it and
+    define the component, method, devices, polling and reads.
+
+    A sampler given to the meter must have every member of the Protocol; this class gives
+    ``wrap_period_s = 0`` (no wrap), no ``notes``, no ``problem``, nothing to drain, an
+    ``update_period_s`` of 0 (unknown) and a ``close`` that does nothing.
+    """
+
+    # Set when the hardware is there but could not be opened (see Sampler.problem).
+    problem: str | None = None
+
+    @property
+    def wrap_period_s(self) -> float:
+        """No wrap."""
+        return 0.0
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """No standing remarks."""
+        return ()
+
+    @property
+    def update_period_s(self) -> float:
+        """Unknown."""
+        return 0.0
+
+    def drain_notes(self) -> tuple[str, ...]:
+        """Nothing to report."""
+        return ()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 @dataclass(frozen=True)
 class ComponentEnergy:

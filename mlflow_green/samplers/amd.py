@@ -17,7 +17,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlflow_green.errors import SamplerError, SamplerUnavailable
-from mlflow_green.samplers._base import METHOD_COUNTER, METHOD_POWER, Component, DeviceInfo
+from mlflow_green.samplers._base import (
+    METHOD_COUNTER,
+    METHOD_POWER,
+    Component,
+    DeviceInfo,
+    SamplerBase,
+)
 from mlflow_green.samplers._counter import CounterTracker
 
 __all__ = ["AmdGpuSampler", "amd_is_available"]
@@ -103,7 +109,7 @@ def amd_is_available(amdsmi: Any = None) -> tuple[bool, str]:
     return True, f"AMD SMI sees {count} GPU(s)"
 
 
-class AmdGpuSampler:
+class AmdGpuSampler(SamplerBase):
     """Energy of the AMD GPUs this process sees (``gpu_indices``: this process's ordinals)."""
 
     component: Component = "gpu"

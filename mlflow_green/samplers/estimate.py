@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_green.errors import SamplerError, SamplerUnavailable
-from mlflow_green.samplers._base import METHOD_ESTIMATE, Component, DeviceInfo
+from mlflow_green.samplers._base import METHOD_ESTIMATE, Component, DeviceInfo, SamplerBase
 
 __all__ = [
     "CPU_LOAD_CURVE",
@@ -322,7 +322,7 @@ def _system_cpu_seconds() -> tuple[float, float]:
     return busy, busy + idle
 
 
-class CpuEstimateSampler:
+class CpuEstimateSampler(SamplerBase):
     """CPU energy from TDP and the load curve (see module docstring). A counter: no thread."""
 
     component: Component = "cpu"
@@ -419,7 +419,7 @@ def _memory_in_use_bytes() -> tuple[float, float]:
     return float(vm.total - vm.available), float(vm.total)
 
 
-class RamEstimateSampler:
+class RamEstimateSampler(SamplerBase):
     """RAM energy from the memory in use (see module docstring). A counter: no thread."""
 
     component: Component = "ram"

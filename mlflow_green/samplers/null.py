@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mlflow_green.samplers._base import METHOD_NONE, Component, DeviceInfo
+from mlflow_green.samplers._base import METHOD_NONE, Component, DeviceInfo, SamplerBase
 
 __all__ = ["NullSampler"]
 
 
-class NullSampler:
+class NullSampler(SamplerBase):
     """Measures nothing; ``reason`` says why the component is not measured."""
 
     def __init__(self, component: Component, reason: str = "", *, problem: str | None = None) -> None:

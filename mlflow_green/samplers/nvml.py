@@ -26,6 +26,7 @@ from mlflow_green.samplers._base import (
     METHOD_POWER,
     Component,
     DeviceInfo,
+    SamplerBase,
 )
 from mlflow_green.samplers._counter import CounterTracker
 from mlflow_green.samplers._cuda import GpuRecord, VisibleGpu, cuda_order, visible_gpus
@@ -102,7 +103,7 @@ def nvml_is_available(nvml: Any = None) -> tuple[bool, str]:
     return True, f"NVML sees {count} GPU(s)"
 
 
-class NvmlGpuSampler:
+class NvmlGpuSampler(SamplerBase):
     """Energy of the NVIDIA GPUs this process sees, by NVML counter or power polling.
 
     Args:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_green.errors import SamplerError, SamplerUnavailable
-from mlflow_green.samplers._base import METHOD_RAPL, Component, DeviceInfo
+from mlflow_green.samplers._base import METHOD_RAPL, Component, DeviceInfo, SamplerBase
 from mlflow_green.samplers._counter import CounterTracker
 
 __all__ = [
@@ -133,7 +133,7 @@ def rapl_is_available(
     return False, f"RAPL has no {kind} domain here ({note})"
 
 
-class RaplSampler:
+class RaplSampler(SamplerBase):
     """Energy counter of RAPL package zones (``component="cpu"``) or DRAM zones (``"ram"``)."""
 
     def __init__(self, component: Component = "cpu", *, root: str | Path | None = None) -> None:

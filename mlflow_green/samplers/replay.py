@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from mlflow_green.errors import ConfigError, SamplerError
-from mlflow_green.samplers._base import COMPONENTS, METHOD_SIMULATED, Component, DeviceInfo
+from mlflow_green.samplers._base import (
+    COMPONENTS,
+    METHOD_SIMULATED,
+    Component,
+    DeviceInfo,
+    SamplerBase,
+)
 
 __all__ = ["ReplaySampler", "Trace", "load_trace", "write_trace"]
 
@@ -191,7 +197,7 @@ def write_trace(
             fh.write(json.dumps(rec) + "\n")
 
 
-class ReplaySampler:
+class ReplaySampler(SamplerBase):
     """Plays one component of a trace on a monotonic clock, as a counter (no thread)."""
 
     def __init__(

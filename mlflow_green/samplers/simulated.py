@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 
 from mlflow_green.errors import ConfigError
-from mlflow_green.samplers._base import METHOD_SIMULATED, Component, DeviceInfo
+from mlflow_green.samplers._base import METHOD_SIMULATED, Component, DeviceInfo, SamplerBase
 
 __all__ = ["SimulatedGpuSampler"]
 
 
-class SimulatedGpuSampler:
+class SimulatedGpuSampler(SamplerBase):
     """``devices`` GPUs drawing ``watts`` each, from construction on.
 
     Args:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_green import _settings
-from mlflow_green.tracking.config import GreenConfig, OnBudget
+from mlflow_green.tracking.config import GreenConfig, OnBudget, current_config, set_current_config
 
 __all__ = ["autolog", "current_config", "is_enabled"]
 
@@ -43,7 +43,6 @@ class _Patch:
 
 @dataclass
 class _State:
-    config: GreenConfig = field(default_factory=GreenConfig)
     enabled: bool = False
     patches: dict[tuple[int, str], _Patch] = field(default_factory=dict)
     hooks: set[str] = field(default_factory=set)
@@ -51,11 +50,6 @@ class _State:
 
 
 _STATE = _State()
-
-
-def current_config() -> GreenConfig:
-    """The configuration of the last ``autolog()`` call (defaults before any call)."""
-    return _STATE.config
 
 
 def is_enabled() -> bool:
@@ -131,39 +125,17 @@ def autolog(
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
     """
+    options = {k: v for k, v in locals().items() if k != "disable"}
     with _STATE.lock:
         if disable or _settings.disabled():
             _unpatch_all()
             _STATE.enabled = False
             # epochs() and GreenTracker take their defaults from autolog: back to defaults.
-            _STATE.config = GreenConfig()
+            set_current_config(None)
             return
-        config = GreenConfig.create(
-            silent=silent,
-            sampler=sampler,
-            country=country,
-            region=region,
-            cloud_provider=cloud_provider,
-            cloud_region=cloud_region,
-            intensity=intensity,
-            pue=pue,
-            embodied_profile=embodied_profile,
-            device_embodied_kg=device_embodied_kg,
-            node_embodied_kg=node_embodied_kg,
-            devices_per_node=devices_per_node,
-            lifetime_years=lifetime_years,
-            accuracy_metric=accuracy_metric,
-            budget_kg=budget_kg,
-            on_budget=on_budget,
-            log_every_n_epochs=log_every_n_epochs,
-            report=report,
-            renewable_fraction=renewable_fraction,
-            market_intensity=market_intensity,
-            wue=wue,
-            parameters=parameters,
-        )
+        config = GreenConfig.create(**options)
         check_config(config)
-        _STATE.config = config
+        set_current_config(config)
         _STATE.enabled = True
         for module_name, patcher in _HOOK_MODULES.items():
             if module_name in sys.modules:
@@ -191,7 +163,7 @@ def check_config(config: GreenConfig) -> None:
 
 
 def _register_hook(module_name: str, patcher: str) -> None:
-    from mlflow.utils.import_hooks import register_post_import_hook
+    from mlflow_green.tracking._mlflow_compat import register_post_import_hook
 
     def hook(module: Any) -> None:
         with _STATE.lock:
@@ -258,9 +230,7 @@ def _patch_lightning_flavor(trainer_cls: Any, flavor: str) -> None:
         def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not is_enabled():
                 return original(self, *args, **kwargs)
-            from mlflow_green.tracking.lightning import green_callback_class
-
-            cls = green_callback_class(flavor)
+            cls = _lightning_callback_class(flavor)
             callbacks = self.callbacks
             if any(isinstance(c, cls) for c in callbacks):
                 return original(self, *args, **kwargs)
@@ -278,6 +248,17 @@ def _patch_lightning_flavor(trainer_cls: Any, flavor: str) -> None:
         return fit
 
     _patch(trainer_cls, "fit", make_wrapper)
+
+
+def _lightning_callback_class(flavor: str) -> type:
+    """The callback class for ``lightning`` or ``pytorch_lightning``."""
+    if flavor == "lightning":
+        from mlflow_green.lightning import GreenCallback
+
+        return GreenCallback
+    from mlflow_green.tracking._pl_callback import GreenPLCallback
+
+    return GreenPLCallback
 
 
 def _patch_lightning(module: Any) -> None:

@@ -10,7 +10,17 @@ from typing import Any, Literal
 from mlflow_green._settings import parse_float
 from mlflow_green.errors import ConfigError
 
-__all__ = ["DEFAULT_ACCURACY_METRICS", "GreenConfig"]
+__all__ = [
+    "DEFAULT_ACCURACY_METRICS",
+    "DEFAULT_SEND_INTERVAL_S",
+    "GreenConfig",
+    "current_config",
+    "set_current_config",
+]
+
+# Epochs that end within this many seconds of the last send go to MLflow together (one
+# log_batch): short epochs then cost the store one call per interval, not one per epoch.
+DEFAULT_SEND_INTERVAL_S = 5.0
 
 # Looked up in this order when ``accuracy_metric`` is not given.
 DEFAULT_ACCURACY_METRICS: tuple[str, ...] = (
@@ -145,7 +155,6 @@ class GreenConfig:
         if self.send_interval_s is not None:
             return float(self.send_interval_s)
         from mlflow_green._settings import ENV_SEND_INTERVAL, env_float
-        from mlflow_green.tracking.logger import DEFAULT_SEND_INTERVAL_S
 
         value = env_float(ENV_SEND_INTERVAL, minimum=0)
         return DEFAULT_SEND_INTERVAL_S if value is None else value
@@ -178,3 +187,18 @@ def _as_float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+# The options of the last ``autolog()`` call: the defaults of every tracker, callback and
+# ``epochs()`` loop. Kept here (not in autolog) so that the adapters do not import autolog.
+_CURRENT: list[GreenConfig] = []
+
+
+def current_config() -> GreenConfig:
+    """The configuration of the last ``autolog()`` call (defaults before any call)."""
+    return _CURRENT[-1] if _CURRENT else GreenConfig()
+
+
+def set_current_config(config: GreenConfig | None) -> None:
+    """Make ``config`` the defaults (None: back to the built-in defaults)."""
+    _CURRENT[:] = [] if config is None else [config]

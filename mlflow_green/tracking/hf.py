@@ -8,7 +8,12 @@ opens the run in its ``on_train_begin``, which runs before ours: the green metri
 that run, and ending it stays its job.
 
 Normally added by :func:`mlflow_green.autolog`; it can also be passed explicitly with
-``Trainer(callbacks=[GreenHFCallback()])``.
+``Trainer(callbacks=[mlflow_green.hf.GreenCallback()])``.
+
+Resuming (``trainer.train(resume_from_checkpoint=...)``): the restored ``TrainerState`` says
+which epoch training resumes at; in the active run (``mlflow.start_run(run_id=...)``, or HF's
+MLflowCallback with ``MLFLOW_RUN_ID``) the steps, cumulative figures and projection continue
+the run's history (see :mod:`mlflow_green.tracking.resume`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from mlflow_green.tracking.config import GreenConfig
-from mlflow_green.tracking.tracker import GreenTracker, abandon, guarded
+from mlflow_green.tracking.config import GreenConfig, current_config
+from mlflow_green.tracking.epochs import abandon, guarded
+from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = ["GreenHFCallback"]
 
@@ -34,8 +40,6 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
 
     def __init__(self, config: GreenConfig | None = None, **options: Any) -> None:
         if config is None:
-            from mlflow_green.tracking.autolog import current_config
-
             config = current_config()
         self.config = config.with_options(**options) if options else config
         self.tracker: GreenTracker | None = None
@@ -59,12 +63,15 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         total = getattr(state, "num_train_epochs", None) or getattr(args, "num_train_epochs", 0)
         total_epochs = math.ceil(total) if total and total > 0 else None
+        # resume_from_checkpoint: the restored TrainerState says where training resumes.
+        done = float(getattr(state, "epoch", 0) or 0) if getattr(state, "global_step", 0) else 0.0
         self.tracker = GreenTracker(
             total_epochs=total_epochs,
             config=self.config,
             run_name=getattr(args, "run_name", None),
             read_run_accuracy=False,
             auto_begin=False,
+            start_epoch=math.floor(done) if done > 0 else None,
         )
         self._pending = False
         self._expect_eval = _strategy(getattr(args, "eval_strategy", "no")) == "epoch"

@@ -391,6 +391,9 @@ def read_journal(path: Path) -> JournalState:
                 state.tracking_uri = event.get("tracking_uri") or state.tracking_uri
                 state.experiment_id = event.get("experiment_id") or state.experiment_id
                 if event.get("pid") is not None:
+                    # A later job of the same run (resumed) continues the journal: whether
+                    # the run ended is that job's to say.
+                    state.ended = state.done = False
                     state.pid = int(event["pid"])
                     state.hostname = event.get("hostname")
                     state.created_unix_s = event.get("created_unix_s")

@@ -21,43 +21,46 @@ resolved ``green/accuracy_per_kg`` is journaled (``amend``) before it is sent.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from mlflow_green.tracking import schema
-from mlflow_green.tracking._sql import MetricWriter, read_histories
+from mlflow_green.tracking.accuracy import HistoryReads, accuracy_per_kg_of, resolve_accuracies
+from mlflow_green.tracking.config import DEFAULT_SEND_INTERVAL_S
+from mlflow_green.tracking.failures import is_transient
 from mlflow_green.tracking.journal import SYNC_INTERVAL_S, Journal, parse_epoch_event, read_events
+from mlflow_green.tracking.messages import (
+    EpochMessage,
+    FlushMessage,
+    JournaledMessage,
+    Message,
+    RetryMessage,
+    StepRuns,
+    StopMessage,
+    TagsMessage,
+)
 from mlflow_green.tracking.schema import PREFIX
+from mlflow_green.tracking.transport import MetricPoint, Transport
 
 __all__ = [
+    "DEFAULT_ATTEMPTS",
+    "DEFAULT_BACKOFF_S",
+    "DEFAULT_SEND_INTERVAL_S",
     "AsyncLogger",
-    "ClientTransport",
-    "RestTransport",
-    "RunTransport",
-    "Transport",
-    "make_transport",
-    "resolve_accuracies",
-    "unreachable",
 ]
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF_S = 0.5
-# Epochs that end within this many seconds of the last send go to MLflow together (one
-# log_batch): short epochs then cost the store one call per interval, not one per epoch.
-DEFAULT_SEND_INTERVAL_S = 5.0
-# MLflow's REST API limits on one log_batch call.
-_MAX_METRICS_PER_BATCH = 1000
 _MAX_TAGS_PER_BATCH = 100
+
 # Epochs waiting together are sent together up to this many metrics per call: half of
 # MLflow's limit, since a SQLAlchemy store builds ~1 kB of ORM objects per metric it is sent
 # (a transient of ~0.5 MB per call), while each call's fixed cost is already shared by ~30
@@ -65,449 +68,6 @@ _MAX_TAGS_PER_BATCH = 100
 _COALESCE_METRICS = 500
 # Journal bytes read back per read (a batch is ~500 metrics, ~20 kB of JSON).
 _READ_CHUNK_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class MetricPoint:
-    key: str
-    value: float
-    timestamp_ms: int
-    step: int
-
-
-class TransientError(Exception):
-    """The tracking store could not be reached, or answered with a retryable status."""
-
-
-class Transport(Protocol):
-    """How batches reach the tracking store."""
-
-    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None: ...
-
-    def logged_steps(self, run_id: str, key: str) -> set[int]: ...
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class RestTransport:
-    """MLflow's REST API with our own timeout and no hidden retries."""
-
-    def __init__(self, tracking_uri: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        from mlflow.utils.credentials import get_default_host_creds
-
-        self._creds = get_default_host_creds(tracking_uri)
-        self._timeout_s = timeout_s
-
-    def _request(
-        self, endpoint: str, method: str, *, missing_ok: bool = False, **kwargs: Any
-    ) -> Any:
-        """The JSON answer; None for a 404 when ``missing_ok``."""
-        import requests
-        from mlflow.utils.rest_utils import http_request
-
-        try:
-            response = http_request(
-                self._creds,
-                endpoint,
-                method,
-                max_retries=0,
-                backoff_factor=0,
-                backoff_jitter=0,
-                timeout=self._timeout_s,
-                raise_on_status=False,
-                **kwargs,
-            )
-        except (requests.RequestException, OSError) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
-        except Exception as exc:  # MlflowException wrapping a connection failure
-            if "connect" in str(exc).lower() or "max retries" in str(exc).lower():
-                raise TransientError(str(exc)) from exc
-            raise
-        if response.status_code in (408, 429) or response.status_code >= 500:
-            raise TransientError(f"HTTP {response.status_code} from {endpoint}")
-        if missing_ok and response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            from mlflow.exceptions import MlflowException
-
-            raise MlflowException(
-                f"{endpoint} answered HTTP {response.status_code}: {response.text[:300]}"
-            )
-        return response.json() if response.text else {}
-
-    # -- runs (creating the run of a journal whose server was down at start) --------------
-
-    def experiment_id(self, name: str) -> str:
-        """The id of the experiment called ``name``, created when absent (as MLflow does)."""
-        data = self._request(
-            "/api/2.0/mlflow/experiments/get-by-name", "GET", missing_ok=True,
-            params={"experiment_name": name},
-        )
-        if data and data.get("experiment"):
-            return str(data["experiment"]["experiment_id"])
-        created = self._request("/api/2.0/mlflow/experiments/create", "POST", json={"name": name})
-        return str(created["experiment_id"])
-
-    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None:
-        data = self._request(
-            "/api/2.0/mlflow/runs/search",
-            "POST",
-            json={
-                "experiment_ids": [experiment_id],
-                "filter": f"tags.`{tag_key}` = '{tag_value}'",
-                "max_results": 1,
-                "run_view_type": "ALL",
-            },
-        )
-        runs = data.get("runs") or []
-        return str(runs[0]["info"]["run_id"]) if runs else None
-
-    def create_run(
-        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
-    ) -> str:
-        body: dict[str, Any] = {
-            "experiment_id": experiment_id,
-            "start_time": int(start_time_ms),
-            "tags": [{"key": k, "value": v} for k, v in tags.items()],
-        }
-        if run_name:
-            body["run_name"] = run_name
-        data = self._request("/api/2.0/mlflow/runs/create", "POST", json=body)
-        return str(data["run"]["info"]["run_id"])
-
-    def log_params(self, run_id: str, params: dict[str, str]) -> None:
-        body = [{"key": k, "value": v} for k, v in params.items()]
-        for chunk in _chunks(body, _MAX_TAGS_PER_BATCH):
-            self._request(
-                "/api/2.0/mlflow/runs/log-batch", "POST", json={"run_id": run_id, "params": chunk}
-            )
-
-    def run_status(self, run_id: str) -> str:
-        data = self._request("/api/2.0/mlflow/runs/get", "GET", params={"run_id": run_id})
-        return str(data["run"]["info"].get("status", "RUNNING"))
-
-    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None:
-        self._request(
-            "/api/2.0/mlflow/runs/update",
-            "POST",
-            json={"run_id": run_id, "status": status, "end_time": int(end_time_ms)},
-        )
-
-    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
-        body_metrics = [
-            {"key": m.key, "value": m.value, "timestamp": m.timestamp_ms, "step": m.step}
-            for m in metrics
-        ]
-        body_tags = [{"key": k, "value": v} for k, v in tags.items()]
-        # One call per epoch in practice; the loop only matters for huge batches.
-        while body_metrics or body_tags:
-            chunk_m, body_metrics = body_metrics[:_MAX_METRICS_PER_BATCH], body_metrics[_MAX_METRICS_PER_BATCH:]
-            chunk_t, body_tags = body_tags[:_MAX_TAGS_PER_BATCH], body_tags[_MAX_TAGS_PER_BATCH:]
-            self._request(
-                "/api/2.0/mlflow/runs/log-batch",
-                "POST",
-                json={"run_id": run_id, "metrics": chunk_m, "tags": chunk_t},
-            )
-
-    def logged_steps(self, run_id: str, key: str) -> set[int]:
-        return {step for step, _, _ in self.metric_history(run_id, key)}
-
-    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
-        """Every logged point of ``key``: (step, timestamp_ms, value)."""
-        out: list[tuple[int, int, float]] = []
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"run_id": run_id, "metric_key": key, "max_results": 25000}
-            if token:
-                params["page_token"] = token
-            data = self._request("/api/2.0/mlflow/metrics/get-history", "GET", params=params)
-            out += [
-                (int(m.get("step", 0)), int(m.get("timestamp", 0)), float(m.get("value", math.nan)))
-                for m in data.get("metrics", [])
-            ]
-            token = data.get("next_page_token")
-            if not token:
-                return out
-
-
-class ClientTransport:
-    """Any other tracking store (local SQLite or files, Databricks...) through MlflowClient."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        from mlflow import MlflowClient
-
-        self._client = MlflowClient(tracking_uri)
-        self._writer: MetricWriter | bool | None = False  # False: not looked up yet
-
-    def _metric_writer(self) -> MetricWriter | None:
-        """Direct metric rows for MLflow's plain SQL stores (:mod:`._sql`), else None."""
-        if self._writer is False:
-            store = getattr(getattr(self._client, "_tracking_client", None), "store", None)
-            self._writer = MetricWriter(store) if MetricWriter.applies_to(store) else None
-        return self._writer if isinstance(self._writer, MetricWriter) else None
-
-    def log_batch(self, run_id: str, metrics: list[MetricPoint], tags: dict[str, str]) -> None:
-        from mlflow.entities import Metric, RunTag
-
-        writer = self._metric_writer()
-        if writer is not None and writer.write(
-            run_id, [(m.key, m.value, m.timestamp_ms, m.step) for m in metrics], tags
-        ):
-            return
-        ms = [Metric(m.key, m.value, m.timestamp_ms, m.step) for m in metrics]
-        ts = [RunTag(k, v) for k, v in tags.items()]
-        for chunk in _chunks(ms, _MAX_METRICS_PER_BATCH) if ms else [[]]:
-            self._client.log_batch(run_id, metrics=chunk, tags=ts, synchronous=True)
-            ts = []
-
-    def logged_steps(self, run_id: str, key: str) -> set[int]:
-        return {int(m.step) for m in self._client.get_metric_history(run_id, key)}
-
-    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
-        return [
-            (int(m.step), int(m.timestamp), float(m.value))
-            for m in self._client.get_metric_history(run_id, key)
-        ]
-
-    def metric_histories(self, run_id: str, keys: Sequence[str]) -> dict[str, list[tuple[int, int, float]]]:
-        """:meth:`metric_history` of several keys: one statement on MLflow's plain SQL stores."""
-        writer = self._metric_writer()
-        read = read_histories(writer.store, run_id, keys) if writer is not None else None
-        if read is not None:
-            return read
-        return {key: self.metric_history(run_id, key) for key in keys}
-
-    def experiment_id(self, name: str) -> str:
-        experiment = self._client.get_experiment_by_name(name)
-        if experiment is not None:
-            return str(experiment.experiment_id)
-        return str(self._client.create_experiment(name))
-
-    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None:
-        from mlflow.entities import ViewType
-
-        runs = self._client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{tag_key}` = '{tag_value}'",
-            run_view_type=ViewType.ALL,
-            max_results=1,
-        )
-        return str(runs[0].info.run_id) if runs else None
-
-    def create_run(
-        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
-    ) -> str:
-        run = self._client.create_run(
-            experiment_id, start_time=int(start_time_ms), tags=tags, run_name=run_name
-        )
-        return str(run.info.run_id)
-
-    def log_params(self, run_id: str, params: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in params.items()]
-        for chunk in _chunks(items, _MAX_TAGS_PER_BATCH):
-            self._client.log_batch(run_id, params=chunk, synchronous=True)
-
-    def run_status(self, run_id: str) -> str:
-        return str(self._client.get_run(run_id).info.status)
-
-    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None:
-        self._client.set_terminated(run_id, status, end_time=int(end_time_ms))
-
-
-class RunTransport(Transport, Protocol):
-    """A transport that can also create, find and end runs (recovery, a late run creation)."""
-
-    def experiment_id(self, name: str) -> str: ...
-
-    def find_run(self, experiment_id: str, tag_key: str, tag_value: str) -> str | None: ...
-
-    def create_run(
-        self, experiment_id: str, *, run_name: str | None, start_time_ms: int, tags: dict[str, str]
-    ) -> str: ...
-
-    def log_params(self, run_id: str, params: dict[str, str]) -> None: ...
-
-    def run_status(self, run_id: str) -> str: ...
-
-    def terminate(self, run_id: str, status: str, end_time_ms: int) -> None: ...
-
-
-def is_http(tracking_uri: str) -> bool:
-    scheme = tracking_uri.split(":", 1)[0].lower() if ":" in tracking_uri else ""
-    return scheme in ("http", "https")
-
-
-def make_transport(tracking_uri: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunTransport:
-    """The REST transport for http(s) servers, MlflowClient for everything else."""
-    if is_http(tracking_uri):
-        return RestTransport(tracking_uri, timeout_s=timeout_s)
-    return ClientTransport(tracking_uri)
-
-
-def unreachable(tracking_uri: str, *, timeout_s: float = 3.0) -> str | None:
-    """Why an http(s) tracking server cannot be reached now, or None (it answered, or the
-    store is not a server).
-
-    One request, no retry: any HTTP answer (even 401/404 from a proxy) means reachable.
-    """
-    if not is_http(tracking_uri):
-        return None
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
-
-    try:
-        response = http_request(
-            get_default_host_creds(tracking_uri),
-            "/health",
-            "GET",
-            max_retries=0,
-            backoff_factor=0,
-            backoff_jitter=0,
-            timeout=timeout_s,
-            raise_on_status=False,
-        )
-    except Exception as exc:  # requests' errors, or MlflowException wrapping them
-        return short_reason(exc, timeout_s=timeout_s)
-    if response.status_code >= 500 or response.status_code in (408, 429):
-        return f"HTTP {response.status_code}"
-    return None
-
-
-def short_reason(exc: BaseException, *, timeout_s: float | None = None) -> str:
-    """A few words for a network failure (requests' messages run to several hundred chars)."""
-    text = f"{type(exc).__name__}: {exc}"
-    low = text.lower()
-    if "refused" in low:
-        return "connection refused"
-    if "timed out" in low or "timeout" in low:
-        return f"no answer within {timeout_s:g} s" if timeout_s else "timed out"
-    if "name or service not known" in low or "getaddrinfo" in low or "nodename nor servname" in low:
-        return "host name not resolved"
-    if "ssl" in low or "certificate" in low:
-        return "TLS error"
-    return " ".join(text.split())[:160]
-
-
-def resolve_accuracies(
-    transport: Any, run_id: str, keys: Sequence[str], before_ms: dict[int, int]
-) -> dict[int, tuple[str, float]]:
-    """For each step, the accuracy the run held when that epoch ended: ``{step: (key, value)}``.
-
-    As at the end of the epoch the run's latest metrics would say: the first of ``keys``
-    with a point logged before ``before_ms[step]`` (in that very millisecond only when none
-    is earlier), and its latest such point (highest step, then latest timestamp, as MLflow's
-    latest metric). Steps with none are left out.
-    One history read per key tried (one for all keys where the transport reads several at
-    once), for a whole batch of epochs.
-    """
-    if not before_ms or not keys:
-        return {}
-    out: dict[int, tuple[str, float]] = {}
-    todo = dict(before_ms)
-    # A missing key answers an empty list. Far fewer SQL statements than reading the whole
-    # run, which matters to a training loop that shares the interpreter lock with this thread.
-    several = getattr(transport, "metric_histories", None)
-    histories = several(run_id, list(keys)) if several is not None else None
-    for key in keys:
-        if not todo:
-            break
-        history = histories[key] if histories is not None else transport.metric_history(run_id, key)
-        points = sorted(history, key=lambda p: p[1])
-        times = [p[1] for p in points]
-        # best[i]: the latest point (highest step, then latest timestamp; the later one of equal
-        # pairs) among points[0..i]: each epoch's answer is one binary search, not a scan.
-        best: list[tuple[int, int, float]] = []
-        for point in points:
-            best.append(point if not best or (point[0], point[1]) >= (best[-1][0], best[-1][1]) else best[-1])
-        for step, deadline in list(todo.items()):
-            # Timestamps are whole milliseconds: a point of the epoch's very millisecond may
-            # have been logged just after it ended (the next epoch's, in a sub-ms epoch), so
-            # it counts only when nothing was logged strictly before.
-            n = bisect.bisect_left(times, deadline) or bisect.bisect_right(times, deadline)
-            if n:
-                out[step] = (key, best[n - 1][2])
-                del todo[step]
-    return out
-
-
-def _accuracy_per_kg(accuracy: float, metrics: dict[str, float]) -> float | None:
-    from mlflow_green.tracking.record import _accuracy_per_kg as compute
-
-    cum_total = metrics.get(schema.CUM_TOTAL_CO2EQ_KG)
-    return None if cum_total is None else compute(accuracy, cum_total)
-
-
-_STOP = object()
-
-
-class _Steps:
-    """Steps in arrival order as runs of consecutive numbers: O(1) memory for a backlog."""
-
-    __slots__ = ("_count", "_runs")
-
-    def __init__(self) -> None:
-        self._runs: list[list[int]] = []  # [first, stop)
-        self._count = 0
-
-    def __len__(self) -> int:
-        return self._count
-
-    def add(self, step: int) -> None:
-        if self._runs and self._runs[-1][1] == step:
-            self._runs[-1][1] += 1
-        else:
-            self._runs.append([step, step + 1])
-        self._count += 1
-
-    def first(self) -> int | None:
-        return self._runs[0][0] if self._runs else None
-
-    def pop_first(self) -> None:
-        run = self._runs[0]
-        run[0] += 1
-        if run[0] >= run[1]:
-            del self._runs[0]
-        self._count -= 1
-
-    def __contains__(self, step: object) -> bool:
-        return any(a <= step < b for a, b in self._runs)  # type: ignore[operator]
-
-    def __iter__(self) -> Iterator[int]:
-        for a, b in self._runs:
-            yield from range(a, b)
-
-    def clear(self) -> None:
-        self._runs.clear()
-        self._count = 0
-
-
-class _HistoryReads:
-    """A transport's history reads, each made once (for one drain). It has ``metric_histories``
-    only where the transport has it (resolve_accuracies otherwise reads key by key)."""
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._read: dict[tuple[str, ...], Any] = {}
-
-    def _once(self, key: tuple[str, ...], read: Callable[[], Any]) -> Any:
-        if key not in self._read:
-            self._read[key] = read()
-        return self._read[key]
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "metric_histories" and hasattr(self._transport, "metric_histories"):
-            return lambda run_id, keys: self._once(
-                ("*", run_id, *keys), lambda: self._transport.metric_histories(run_id, list(keys))
-            )
-        raise AttributeError(name)
-
-    def metric_history(self, run_id: str, key: str) -> Any:
-        return self._once(("1", run_id, key), lambda: self._transport.metric_history(run_id, key))
 
 
 @dataclass
@@ -564,22 +124,22 @@ class AsyncLogger:
         self._accuracy_keys = tuple(accuracy_keys)
         self._on_accuracy = on_accuracy
         self._on_journal_problem = on_journal_problem
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.Queue[Message] = queue.Queue()
         # Epochs in memory, ready to send: given in memory, or read back from the journal.
         self._mem: dict[int, _Epoch] = {}
         # Journaled epochs not read back yet: their steps, and the journal bytes they are in.
-        self._unread = _Steps()
+        self._unread = StepRuns()
         self._read_pos = journal.size if journal is not None else 0
         self._known_end = self._read_pos
         self._wake_queued = False
         self._uncertain: set[int] = set()
         self._pending_tags: dict[str, str] = {}
-        self._acked = _Steps()
+        self._acked = StepRuns()
         self._healthy = True
         self._errors: list[BaseException] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._drain_reads: _HistoryReads | None = None  # logger thread only, during a drain
+        self._drain_reads: HistoryReads | None = None  # logger thread only, during a drain
         self._thread = threading.Thread(target=self._run, name="mlflow-green-logger", daemon=True)
         self._thread.start()
 
@@ -594,7 +154,12 @@ class AsyncLogger:
         resolve: dict[str, Any] | None = None,
     ) -> None:
         """Queue one epoch's batch held in memory; returns at once."""
-        self._queue.put(("epoch", int(step), metrics, int(timestamp_ms), resolve))
+        self._queue.put(EpochMessage(int(step), metrics, int(timestamp_ms), resolve))
+
+    def log_recovered(self, step: int, metrics: dict[str, float], timestamp_ms: int) -> None:
+        """Queue an epoch an earlier job journaled but may not have sent: it goes only if the
+        run's history does not have its step already."""
+        self._queue.put(EpochMessage(int(step), metrics, int(timestamp_ms), None, uncertain=True))
 
     def log_journaled(self, steps: Sequence[int], end_offset: int) -> None:
         """Queue epochs already in the journal, whose lines end at or before ``end_offset``;
@@ -609,17 +174,17 @@ class AsyncLogger:
             wake = not self._wake_queued
             self._wake_queued = True
         if wake:
-            self._queue.put(("journaled",))
+            self._queue.put(JournaledMessage())
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Queue tags (sent with or after the next batch); returns at once."""
         if tags:
-            self._queue.put(("tags", {k: str(v) for k, v in tags.items()}))
+            self._queue.put(TagsMessage({k: str(v) for k, v in tags.items()}))
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything queued so far was handled; False on timeout."""
         done = threading.Event()
-        self._queue.put(("flush", done))
+        self._queue.put(FlushMessage(done))
         return done.wait(timeout_s)
 
     def close(self, timeout_s: float | None = 30.0) -> bool:
@@ -631,8 +196,8 @@ class AsyncLogger:
             return not self._thread.is_alive()
         self._closed = True
         self._closing.set()  # a retry waiting out its back-off goes at once
-        self._queue.put(("retry", None))
-        self._queue.put(_STOP)
+        self._queue.put(RetryMessage())
+        self._queue.put(StopMessage())
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
@@ -664,25 +229,26 @@ class AsyncLogger:
 
     # -- logger-thread side ---------------------------------------------------------------
 
-    def _take(self, item: Any, flushes: list[threading.Event]) -> tuple[bool, bool]:
-        """Apply one queued item; ``(stop, has something to send)``."""
-        if item is _STOP:
+    def _take(self, item: Message, flushes: list[threading.Event]) -> tuple[bool, bool]:
+        """Apply one queued message; ``(stop, has something to send)``."""
+        if isinstance(item, StopMessage):
             return True, False
-        kind = item[0]
-        if kind in ("epoch", "journaled"):
+        if isinstance(item, FlushMessage):
+            flushes.append(item.done)
+            return False, False
+        if isinstance(item, EpochMessage):
             self._epochs_taken = True
-        if kind == "epoch":
             with self._lock:
-                self._mem[item[1]] = _Epoch(item[3], item[2], item[4])
-        elif kind == "journaled":
+                self._mem[item.step] = _Epoch(item.timestamp_ms, item.metrics, item.resolve)
+            if item.uncertain:
+                self._uncertain.add(item.step)
+        elif isinstance(item, JournaledMessage):
+            self._epochs_taken = True
             with self._lock:
                 self._wake_queued = False
-        elif kind == "tags":
+        elif isinstance(item, TagsMessage):
             with self._lock:
-                self._pending_tags.update(item[1])
-        elif kind == "flush":
-            flushes.append(item[1])
-            return False, False
+                self._pending_tags.update(item.tags)
         return False, True
 
     def _run(self) -> None:
@@ -780,10 +346,6 @@ class AsyncLogger:
                 self._record_error(exc)
         return True
 
-    @property
-    def run_created(self) -> bool:
-        return self.run_id is not None
-
     def _read_back(self, want_metrics: int) -> None:
         """Read journaled epochs into memory until ``want_metrics`` points are there (or none
         are left), a few tens of kB at a time: a backlog stays on disk, not in memory."""
@@ -865,7 +427,7 @@ class AsyncLogger:
             left = len(self._mem) + len(self._unread)
         # Every epoch of this drain ended before it began: one read of the run's accuracy
         # history serves all its batches.
-        self._drain_reads = _HistoryReads(self._transport)
+        self._drain_reads = HistoryReads(self._transport)
         try:
             self._send_drain(left, attempts)
         finally:
@@ -912,10 +474,8 @@ class AsyncLogger:
                 self._accuracy_keys,
                 {s: int(e.resolve["before_ms"]) for s, e in todo.items() if e.resolve is not None},
             )
-        except TransientError:
-            return False
         except Exception as exc:
-            if _looks_transient(exc):
+            if is_transient(exc):
                 return False
             # The epochs go without the run's accuracy rather than not at all.
             _log.debug("reading the run's accuracy failed: %s", exc)
@@ -924,7 +484,7 @@ class AsyncLogger:
             key, accuracy = found.get(step, (None, resolve.get("accuracy")))
             amended: dict[str, float] = {}
             if accuracy is not None:
-                per_kg = _accuracy_per_kg(float(accuracy), epoch.metrics)
+                per_kg = accuracy_per_kg_of(float(accuracy), epoch.metrics)
                 if per_kg is not None:
                     amended[schema.ACCURACY_PER_KG] = per_kg
             if self._journal is not None:
@@ -1013,27 +573,16 @@ class AsyncLogger:
         for i in range(attempts):
             try:
                 fn()
-            except TransientError as exc:
+            except Exception as exc:
+                if not is_transient(exc):  # refused for good
+                    self._record_error(exc)
+                    return None
                 if i + 1 < attempts:
                     self._closing.wait(self._backoff_s * (2**i))  # close() cuts it short
                     continue
                 self._mark_unreachable(str(exc)[:200])
                 return False
-            except Exception as exc:
-                if _looks_transient(exc):
-                    if i + 1 < attempts:
-                        self._closing.wait(self._backoff_s * (2**i))
-                        continue
-                    self._mark_unreachable(str(exc)[:200])
-                    return False
-                self._record_error(exc)
-                return None
             self._healthy = True
             return True
         return False
 
-
-def _looks_transient(exc: BaseException) -> bool:
-    """Errors of a local store that a retry may cure (a locked SQLite file, a lost connection)."""
-    text = str(exc).lower()
-    return any(w in text for w in ("locked", "temporarily", "timeout", "timed out", "connection"))

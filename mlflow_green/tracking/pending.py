@@ -73,9 +73,9 @@ def capture_pending_run(
     MLFLOW_EXPERIMENT_NAME (resolved to an id, or created, when the run is created), else
     MLFLOW_EXPERIMENT_ID, else the default experiment.
     """
-    from mlflow.tracking import fluent
+    from mlflow_green.tracking._mlflow_compat import active_experiment_id, resolve_context_tags
 
-    experiment_id: str | None = fluent._active_experiment_id
+    experiment_id: str | None = active_experiment_id()
     experiment_name: str | None = None
     if experiment_id is None:
         experiment_name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or None
@@ -83,9 +83,7 @@ def capture_pending_run(
     resolved: dict[str, str] = {}
     try:
         # MLflow's context tags (user, source, git commit...); local look-ups only.
-        from mlflow.tracking.context import registry
-
-        resolved = {str(k): str(v) for k, v in registry.resolve_tags(dict(tags or {})).items()}
+        resolved = resolve_context_tags(dict(tags or {}))
     except Exception:
         _log.debug("could not resolve MLflow's context tags", exc_info=True)
         resolved = dict(tags or {})
@@ -106,7 +104,7 @@ def capture_pending_run(
 def create_pending_run(pending: PendingRun, transport: Any) -> str:
     """Find the run of ``pending`` (by its ``green.journal_id`` tag) or create it; its id.
 
-    ``transport`` is a :class:`~mlflow_green.tracking.logger.RunTransport`. The caller
+    ``transport`` is a :class:`~mlflow_green.tracking.transport.RunTransport`. The caller
     writes the id to the journal before sending anything to the run.
     """
     experiment_id = pending.experiment_id

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from mlflow_green.tracking import schema
+from mlflow_green.tracking.resume import ResumePoint
 
 __all__ = ["EpochEnergy", "EpochRecord", "EpochTable", "Ledger"]
 
@@ -242,7 +243,9 @@ class EpochTable(Sequence[EpochRecord]):
     The user's metrics of each epoch are kept as their values plus a shared tuple of keys.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first_epoch: int = 0) -> None:
+        # The epoch (MLflow step) of the first row: > 0 on a resumed run.
+        self.first_epoch = first_epoch
         self._cols: dict[str, _Column] = {name: _Column() for name in _STORED}
         self._flags = bytearray()
         self._cum_checkpoints: dict[str, array[float]] = {name: array("d") for name in _CUMULATIVE}
@@ -360,7 +363,7 @@ class EpochTable(Sequence[EpochRecord]):
             e0, e1 = (self._extra_end[i - 1] if i > 0 else 0), self._extra_end[i]
         keys = self._layouts[int(self._extra_layout[i])]
         return EpochRecord(
-            epoch=i,
+            epoch=self.first_epoch + i,
             start_unix_s=c["start_unix_s"][i],
             epoch_seconds=c["epoch_seconds"][i],
             energy_kwh=gpu + cpu + ram,
@@ -421,11 +424,15 @@ class Ledger:
         pue: float,
         embodied: Any | None = None,
         total_epochs: int | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.pue = pue
         self.embodied = embodied
         self.total_epochs = total_epochs
-        self.records = EpochTable()
+        # A resumed run continues the run's history: its steps, cumulative figures and sums,
+        # and the projection over every epoch so far.
+        self.resume = resume if resume is not None else ResumePoint()
+        self.records = EpochTable(first_epoch=self.resume.next_epoch)
         self._projected_total: Any = None
         self._projected_energy: Any = None
         if total_epochs is not None:
@@ -435,9 +442,12 @@ class Ledger:
 
             self._projected_total = RunningProjection(total_epochs)
             self._projected_energy = RunningProjection(total_epochs)
-        self._cum_energy_kwh = 0.0
-        self._cum_co2eq_kg = 0.0
-        self._cum_embodied_kg = 0.0
+            for total, energy in zip(self.resume.totals_kg, self.resume.energies_kwh, strict=True):
+                self._projected_total.add(max(total, 0.0))
+                self._projected_energy.add(max(energy, 0.0))
+        self._cum_energy_kwh = self.resume.cum_energy_kwh
+        self._cum_co2eq_kg = self.resume.cum_co2eq_kg
+        self._cum_embodied_kg = self.resume.cum_embodied_kg
 
     @property
     def cum_total_co2eq_kg(self) -> float:
@@ -452,7 +462,7 @@ class Ledger:
         extra_metrics: Mapping[str, float] | None = None,
     ) -> EpochRecord:
         acct = _acct()
-        epoch = len(self.records)
+        epoch = self.records.first_epoch + len(self.records)
         energy_kwh = energy.energy_kwh
         co2eq_kg = float(acct.operational_kg(energy_kwh, self.pue, intensity_g_per_kwh))
         embodied_kg = 0.0
@@ -504,27 +514,34 @@ class Ledger:
         self.records.append(record)
         return record
 
-    def set_accuracy(self, epoch: int, accuracy: float | None) -> float | None:
-        """Give an epoch its accuracy after the fact; its accuracy per kg (None when unknown)."""
-        record_cum_total = self.records[epoch].cum_total_co2eq_kg
+    def set_accuracy(self, index: int, accuracy: float | None) -> float | None:
+        """Give the ``index``-th epoch of this job its accuracy after the fact; its accuracy
+        per kg (None when unknown)."""
+        record_cum_total = self.records[index].cum_total_co2eq_kg
         acc_per_kg = _accuracy_per_kg(accuracy, record_cum_total)
-        self.records.set_accuracy(epoch, accuracy, acc_per_kg)
+        self.records.set_accuracy(index, accuracy, acc_per_kg)
         return acc_per_kg
 
     def totals(self) -> dict[str, float]:
-        """Run totals with the schema's unit-suffixed names (no ``green/`` prefix)."""
+        """Run totals with the schema's unit-suffixed names (no ``green/`` prefix); on a
+        resumed run, of the whole run (earlier jobs included)."""
         cum_total = self.cum_total_co2eq_kg
+        prior = self.resume.sums
+
+        def summed(name: str) -> float:
+            return prior.get(name, 0.0) + self.records.column_sum(name)
+
         return {
-            "epochs": float(len(self.records)),
+            "epochs": float(self.resume.prior_epochs + len(self.records)),
             "energy_kwh": self._cum_energy_kwh,
-            "gpu_energy_kwh": self.records.column_sum("gpu_energy_kwh"),
-            "cpu_energy_kwh": self.records.column_sum("cpu_energy_kwh"),
-            "ram_energy_kwh": self.records.column_sum("ram_energy_kwh"),
+            "gpu_energy_kwh": summed("gpu_energy_kwh"),
+            "cpu_energy_kwh": summed("cpu_energy_kwh"),
+            "ram_energy_kwh": summed("ram_energy_kwh"),
             "co2eq_kg": self._cum_co2eq_kg,
             "embodied_kg": self._cum_embodied_kg,
             "total_co2eq_kg": cum_total,
             "embodied_share": self._cum_embodied_kg / cum_total if cum_total > 0 else 0.0,
-            "seconds": self.records.column_sum("epoch_seconds"),
+            "seconds": summed("epoch_seconds"),
         }
 
 

@@ -40,8 +40,8 @@ from mlflow_green.tracking.journal import (
     list_journals,
     read_journal,
 )
-from mlflow_green.tracking.logger import MetricPoint, RunTransport, make_transport
 from mlflow_green.tracking.pending import PendingRun, create_pending_run
+from mlflow_green.tracking.transport import MetricPoint, RunTransport, make_transport
 
 __all__ = ["RecoverResult", "recover"]
 
@@ -190,7 +190,7 @@ def _recover_one(
 def _resolve_accuracies(tx: RunTransport, run_id: str, state: JournalState) -> None:
     """Epochs whose accuracy was to be read back from the run, and never was (the writer
     died first): read it now as the logger thread would have, into their metrics."""
-    from mlflow_green.tracking.logger import _accuracy_per_kg, resolve_accuracies
+    from mlflow_green.tracking.accuracy import accuracy_per_kg_of, resolve_accuracies
 
     by_keys: dict[tuple[str, ...], dict[int, int]] = {}
     for step, resolve in state.unresolved.items():
@@ -204,7 +204,7 @@ def _resolve_accuracies(tx: RunTransport, run_id: str, state: JournalState) -> N
             if accuracy is None:
                 continue
             metrics = state.epochs[step][1]
-            per_kg = _accuracy_per_kg(float(accuracy), metrics)
+            per_kg = accuracy_per_kg_of(float(accuracy), metrics)
             if per_kg is not None:
                 metrics[schema.ACCURACY_PER_KG] = per_kg
 
@@ -323,11 +323,11 @@ def _upload_report_if_missing(
     from mlflow import MlflowClient
 
     from mlflow_green.tracking.report import REPORT_HTML, REPORT_JSON, render_html
-    from mlflow_green.tracking.tracker import _short_http
+    from mlflow_green.tracking.session import short_http
 
     client = MlflowClient(uri)
     uploaded = False
-    with _short_http(timeout_s=max(timeout_s, 30.0)):  # MLflow's own retries take minutes
+    with short_http(timeout_s=max(timeout_s, 30.0)):  # MLflow's own retries take minutes
         present = {f.path for f in client.list_artifacts(run_id, "green")}
         if REPORT_JSON not in present:
             client.log_text(run_id, json.dumps(report, indent=2), REPORT_JSON)

@@ -28,6 +28,8 @@ EMBODIED_SHARE = "green/embodied_share"
 ACCURACY_PER_KG = "green/accuracy_per_kg"
 PROJECTED_TOTAL_CO2EQ_KG = "green/projected_total_co2eq_kg"
 PROJECTED_ENERGY_KWH = "green/projected_energy_kwh"
+# Which job of a resumed run logged the epoch: 0 for the first, 1 after the first resume...
+SEGMENT = "green/segment"
 
 PER_EPOCH_KEYS: tuple[str, ...] = (
     ENERGY_KWH,
@@ -71,6 +73,8 @@ TAG_STATUS = "green.status"
 TAG_STOP_REASON = "green.stop_reason"
 TAG_LINEAGE = "green.lineage"
 TAG_ACCURACY_METRIC = "green.accuracy_metric"
+# The first step of each segment of a resumed run, comma-separated ("0,5,9").
+TAG_SEGMENTS = "green.segments"
 
 STATUS_OK = "ok"
 

@@ -139,7 +139,7 @@ def outage(fault_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory)
         with tracker:
             for _ in range(2):
                 tracker.epoch_end()
-            assert tracker._logger.flush(30)
+            assert tracker.sender.flush(30)
             TALLY.fault("tracking server SIGKILLed mid-run")
             fault_server.kill()
             try:

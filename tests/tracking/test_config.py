@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlflow_green.errors import ConfigError
-from mlflow_green.tracking.config import GreenConfig
-from mlflow_green.tracking.logger import DEFAULT_SEND_INTERVAL_S
+from mlflow_green.tracking.config import DEFAULT_SEND_INTERVAL_S, GreenConfig
 
 
 def test_send_interval_comes_from_the_option_then_the_environment_then_the_default(

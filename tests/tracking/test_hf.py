@@ -22,7 +22,10 @@ pytest.importorskip("transformers")
 EPOCHS = 3
 
 
-def make_trainer(tmp_path: Path, *, report_to: str = "none", eval_strategy: str = "epoch", epochs: int = EPOCHS) -> Any:
+def make_trainer(
+    tmp_path: Path, *, report_to: str = "none", eval_strategy: str = "epoch", epochs: int = EPOCHS,
+    save_strategy: str = "no",
+) -> Any:
     from transformers import Trainer, TrainingArguments
 
     args = TrainingArguments(
@@ -32,7 +35,7 @@ def make_trainer(tmp_path: Path, *, report_to: str = "none", eval_strategy: str 
         per_device_eval_batch_size=16,
         eval_strategy=eval_strategy,
         logging_strategy="epoch",
-        save_strategy="no",
+        save_strategy=save_strategy,
         report_to=report_to,
         disable_tqdm=True,
         use_cpu=True,
@@ -137,3 +140,31 @@ def test_budget_stop_ends_training_cleanly(tmp_path: Path, mlflow_local: str, gr
     run = _runs(client)[0]
     assert [s for s, _ in history(client, run.info.run_id, schema.ENERGY_KWH)] == [0]
     assert "budget" in run.data.tags[schema.TAG_STOP_REASON]
+
+
+def test_train_from_a_checkpoint_continues_the_run(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
+    import mlflow
+
+    import mlflow_green
+
+    mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True, report=False)
+    client = mlflow.MlflowClient()
+    with mlflow.start_run() as run:
+        make_trainer(tmp_path, epochs=2, save_strategy="epoch").train()
+    checkpoints = sorted((tmp_path / "hf-out").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    with mlflow.start_run(run_id=run.info.run_id):
+        make_trainer(tmp_path, epochs=4, save_strategy="no").train(resume_from_checkpoint=str(checkpoints[-1]))
+    run_id = run.info.run_id
+    assert_every_epoch(client, run_id, 4)
+    assert_cumulative(client, run_id)
+    assert dict(history(client, run_id, schema.SEGMENT)) == {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0}
+    assert client.get_run(run_id).data.tags[schema.TAG_SEGMENTS] == "0,2"
+
+
+def test_the_callback_is_importable_as_mlflow_green_hf_green_callback() -> None:
+    from transformers import TrainerCallback
+
+    from mlflow_green.hf import GreenCallback
+
+    assert issubclass(GreenCallback, TrainerCallback)
+    assert GreenCallback(sampler="simulated:300").config.sampler == "simulated:300"

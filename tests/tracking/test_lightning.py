@@ -67,10 +67,10 @@ def make_trainer(tmp_path: Path, flavor: str = "lightning", **kwargs: Any) -> An
     Trainer = _flavor(flavor).Trainer
     kwargs.setdefault("logger", False)
     kwargs.setdefault("max_epochs", EPOCHS)
+    kwargs.setdefault("enable_checkpointing", False)
     return Trainer(
         accelerator="cpu",
         devices=1,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
@@ -104,7 +104,9 @@ def test_fit_logs_every_epoch(flavor: str, tmp_path: Path, mlflow_local: str, gr
     final_acc = float(trainer.callback_metrics["val_acc"])
     assert math.isclose(per_kg[-1][1], final_acc / cum[EPOCHS - 1], rel_tol=1e-6)
     assert runs[0].data.tags[schema.TAG_ACCURACY_METRIC] == "val_acc"
-    assert not any(type(c).__name__ == "GreenLightningCallback" for c in trainer.callbacks)
+    from mlflow_green.tracking.lightning import GreenLightningCallbackMixin
+
+    assert not any(isinstance(c, GreenLightningCallbackMixin) for c in trainer.callbacks)
 
 
 def test_mlflow_logger_run_is_shared(tmp_path: Path, mlflow_local: str, green_autolog: None) -> None:
@@ -166,3 +168,45 @@ def test_a_telemetry_bug_never_breaks_training(
         trainer.fit(make_module(), train, val)
         assert trainer.current_epoch == 2
         assert sum("exploded" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_fit_from_a_checkpoint_continues_the_run_with_autolog_only(
+    tmp_path: Path, mlflow_local: str, green_autolog: None
+) -> None:
+    import mlflow
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    import mlflow_green
+
+    mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True, report=False)
+    train, val = loaders()
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[ckpt]).fit(
+        make_module(), train, val
+    )
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs(["0"])
+    # A new process would start here: the checkpoint's callback state names the run.
+    trainer = make_trainer(tmp_path, max_epochs=4, enable_checkpointing=True)
+    trainer.fit(make_module(), train, val, ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
+    assert len(client.search_runs(["0"])) == 1
+    run_id = run.info.run_id
+    assert_every_epoch(client, run_id, 4)
+    assert_cumulative(client, run_id)
+    assert dict(history(client, run_id, schema.SEGMENT)) == {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0}
+    finished = client.get_run(run_id)
+    assert finished.data.tags[schema.TAG_SEGMENTS] == "0,2"
+    assert finished.info.status == "FINISHED"
+
+
+def test_the_callback_is_an_importable_class_users_can_pass(tmp_path: Path, mlflow_local: str) -> None:
+    import mlflow
+
+    from mlflow_green.lightning import GreenCallback
+
+    train, val = loaders()
+    trainer = make_trainer(tmp_path, max_epochs=2, callbacks=[GreenCallback(sampler="simulated:300", country="FRA", silent=True)])
+    trainer.fit(make_module(), train, val)
+    client = mlflow.MlflowClient()
+    (run,) = client.search_runs(["0"])
+    assert_every_epoch(client, run.info.run_id, 2)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mlflow_green.tracking.failures import TransientError
 from mlflow_green.tracking.journal import Journal, read_journal
-from mlflow_green.tracking.logger import AsyncLogger, MetricPoint, TransientError
+from mlflow_green.tracking.logger import AsyncLogger
+from mlflow_green.tracking.transport import MetricPoint
 
 
 class FakeStore:
@@ -150,13 +152,13 @@ def test_slow_store_does_not_block_the_caller() -> None:
     ],
 )
 def test_transport_choice(uri: str, kind: str) -> None:
-    from mlflow_green.tracking.logger import make_transport
+    from mlflow_green.tracking.transport import make_transport
 
     assert type(make_transport(uri)).__name__ == kind
 
 
 def test_rest_transport_gives_up_fast_on_a_dead_port() -> None:
-    from mlflow_green.tracking.logger import RestTransport
+    from mlflow_green.tracking.transport import RestTransport
     from tests._servers import free_port
 
     transport = RestTransport(f"http://127.0.0.1:{free_port()}", timeout_s=2)
@@ -411,7 +413,7 @@ def _held_when_ended(points: list[tuple[int, int, float]], deadline: int) -> flo
 def test_the_accuracy_lookup_follows_the_rule_on_random_histories() -> None:
     import random
 
-    from mlflow_green.tracking.logger import resolve_accuracies
+    from mlflow_green.tracking.accuracy import resolve_accuracies
 
     class Histories:
         def __init__(self, points: list[tuple[int, int, float]]) -> None:

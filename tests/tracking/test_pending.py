@@ -18,9 +18,9 @@ import pytest
 import mlflow_green
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.journal import journal_path, read_journal
-from mlflow_green.tracking.logger import RestTransport
 from mlflow_green.tracking.pending import PendingRun, create_pending_run
 from mlflow_green.tracking.recover import recover
+from mlflow_green.tracking.transport import RestTransport
 from tests._servers import MlflowServer, free_port
 from tests.tracking._checks import assert_every_epoch, assert_simulated_power
 

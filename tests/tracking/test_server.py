@@ -55,8 +55,8 @@ def test_server_killed_mid_run_then_recover(mlflow_server: MlflowServer, server_
         for _ in range(2):
             time.sleep(0.05)
             tracker.epoch_end()
-        assert tracker._logger.flush(30)
-        assert tracker._logger.acked_steps == [0, 1]
+        assert tracker.sender.flush(30)
+        assert tracker.sender.acked_steps == [0, 1]
 
         mlflow_server.kill()
         started = time.monotonic()

@@ -13,6 +13,7 @@ import pytest
 
 import mlflow_green
 from mlflow_green.errors import ConfigError
+from mlflow_green.samplers import SamplerBase
 from mlflow_green.tracking import schema
 from mlflow_green.tracking.journal import journal_path, read_journal
 from tests.tracking._checks import (
@@ -222,7 +223,7 @@ def test_report_accuracy_outside_a_tracker() -> None:
         mlflow_green.report_accuracy(0.9)
 
 
-class FailingGpu:
+class FailingGpu(SamplerBase):
     """A simulated GPU whose counter breaks after ``ok_reads`` reads (a lost device)."""
 
     def __init__(self, ok_reads: int) -> None:
@@ -234,7 +235,6 @@ class FailingGpu:
         self.method = self._inner.method
         self.devices = self._inner.devices
         self.needs_polling = self._inner.needs_polling
-        self.update_period_s = self._inner.update_period_s
 
     def read_energy_j(self) -> tuple[float, ...]:
         from mlflow_green.errors import SamplerError

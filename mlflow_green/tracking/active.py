@@ -1,0 +1,53 @@
+"""The trackers measuring now (innermost last), and ``report_accuracy`` which talks to one."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from mlflow_green import _settings
+from mlflow_green.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlflow_green.tracking.tracker import GreenTracker
+
+__all__ = ["active_tracker", "pop_active", "push_active", "report_accuracy"]
+
+_ACTIVE: list[GreenTracker] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+def active_tracker() -> GreenTracker | None:
+    """The innermost tracker currently measuring, if any."""
+    with _ACTIVE_LOCK:
+        return _ACTIVE[-1] if _ACTIVE else None
+
+
+def report_accuracy(value: float) -> None:
+    """Tell the running tracker the model's latest accuracy (used for ``green/accuracy_per_kg``).
+
+    Call it inside ``for epoch in mlflow_green.epochs(n):`` (or while a ``GreenTracker`` is
+    open), typically after evaluating; the value applies to the epoch in progress.
+    """
+    tracker = active_tracker()
+    if tracker is None:
+        if _settings.disabled():
+            return
+        raise ConfigError(
+            "report_accuracy() needs a running tracker: call it inside "
+            "'for epoch in mlflow_green.epochs(n)' or a GreenTracker block"
+        )
+    tracker.log_accuracy(value)
+
+
+def push_active(tracker: GreenTracker) -> None:
+    """``tracker`` starts measuring (it becomes the innermost)."""
+    with _ACTIVE_LOCK:
+        _ACTIVE.append(tracker)
+
+
+def pop_active(tracker: GreenTracker) -> None:
+    """``tracker`` stopped measuring."""
+    with _ACTIVE_LOCK:
+        if tracker in _ACTIVE:
+            _ACTIVE.remove(tracker)
