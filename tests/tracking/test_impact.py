@@ -106,3 +106,54 @@ def test_options_normalised_and_parameters_counted() -> None:
     fig = impact_for(cfg, Location(country="FRA"), 1.1)
     assert fig.tags[schema.TAG_MARKET_SOURCE] == "contracts:0.6 + supplier:120"
     assert fig.parameters == 10
+
+
+def test_a_tracked_run_logs_market_water_units_and_the_ledger_adds_them(mlflow_local: str) -> None:
+    """End to end: GreenTracker (simulated GPU) -> MLflow -> the ledger, hand-checked."""
+    import mlflow
+
+    import mlflow_green
+    from mlflow_green.reports.ledger import ledger
+
+    with mlflow_green.GreenTracker(total_epochs=2, sampler="simulated:300", silent=True, report=False,
+                                   country="DEU", pue=1.2, renewable_fraction=0.5, wue="aws",
+                                   parameters=3_000_000_000) as tracker:  # fmt: skip
+        for _ in range(2):
+            mlflow_green.report_tokens(500_000)
+            tracker.epoch_end(tokens=500_000)
+    client = mlflow.MlflowClient()
+    run = client.get_run(tracker.run_id)
+    assert run.data.tags[schema.TAG_MARKET_SOURCE] == "contracts:0.5 + residual:aib@2018(DEU)"
+    assert run.data.tags[schema.TAG_WATER_SOURCE].startswith("wue:aws@2024 + offsite:DEU@")
+
+    def hist(key: str) -> list[float]:
+        return [
+            m.value
+            for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        ]
+
+    energy, market, water = (
+        hist(schema.ENERGY_KWH),
+        hist(schema.CO2EQ_MARKET_KG),
+        hist(schema.WATER_L),
+    )
+    offsite, _ = offsite_l_per_kwh(Location(country="DEU"))
+    for e, m, w in zip(energy, market, water, strict=True):
+        assert m == pytest.approx(e * 1.2 * 0.5 * 728.69 / 1000)
+        assert w == pytest.approx(e * 0.15 + e * 1.2 * offsite)
+    assert hist(schema.CUM_CO2EQ_MARKET_KG)[-1] == pytest.approx(sum(market))
+    assert hist(schema.CUM_WATER_L)[-1] == pytest.approx(sum(water))
+    total = hist(schema.CUM_TOTAL_CO2EQ_KG)
+    # 1 M tokens after epoch 0 (report_tokens + epoch_end(tokens=)), 2 M after epoch 1
+    assert hist(schema.G_PER_MTOKEN) == pytest.approx([total[0] * 1000 / 1, total[1] * 1000 / 2])
+    assert hist(schema.KG_PER_BPARAM) == pytest.approx([t / 3 for t in total])
+    book = ledger(client, by="experiment")
+    assert book.total.co2eq_market_kg == pytest.approx(sum(market))
+    assert book.total.water_l == pytest.approx(sum(water)) and book.total.derived_epochs == 0
+
+
+def test_report_tokens_outside_a_tracker_is_one_clear_error() -> None:
+    import mlflow_green
+
+    with pytest.raises(ConfigError, match="report_tokens"):
+        mlflow_green.report_tokens(10)
