@@ -1,13 +1,15 @@
 """The carbon gate inside ``mlflow server``: a Flask ``before_request`` hook on MLflow's own app.
 
 Requests are recognised by the handler Flask routed them to (``request.endpoint``), not by their
-spelling, so every path variant that reaches a registry handler — ``/api/2.0`` or
-``/ajax-api/2.0``, a static prefix, doubled or percent-encoded slashes — meets the gate, and one
-that reaches no handler changes nothing. Bodies are parsed by MLflow's own request parser, so the
-gate sees exactly the fields the handler will act on (JSON body or query string).
+spelling, so every path variant that reaches a registry handler meets the gate, and one that
+reaches no handler changes nothing. Bodies are parsed by MLflow's own request parser into the
+handler's own request message, so the gate sees exactly the fields the handler acts on (JSON
+body or query string, every field alias, chunked or not).
 
-A refusal is MLflow error JSON ``PERMISSION_DENIED`` with HTTP 403 — never a 5xx, which MLflow
-clients retry and whose message they hide. An error inside the gate refuses too (fail closed).
+A version's footprint is computed once, when the version is created (again when its source run
+ends), and kept on the version as ``green.gate.footprint``, which no client may write; promotions
+judge that record. A refusal is MLflow error JSON ``PERMISSION_DENIED`` with HTTP 403 — never a
+5xx, which MLflow clients retry. An error inside the gate refuses too (fail closed).
 """
 
 from __future__ import annotations
@@ -16,15 +18,28 @@ import hmac
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from mlflow_green.errors import ConfigError
-from mlflow_green.registry.api import evaluate_with
-from mlflow_green.registry.footprint import StoreBackend, footprint_of_source
+from mlflow_green.registry import _gate_rules as rules
+from mlflow_green.registry import _mlflow_seams as seams
+from mlflow_green.registry._gate_rules import Deny, Forbidden, Pending, TargetMissing
+from mlflow_green.registry.api import (
+    ENV_ADMIN_TOKEN,
+    OVERRIDE_HEADER,
+    OVERRIDE_REASON_HEADER,
+    OVERRIDE_TAG,
+    evaluate_with,
+)
+from mlflow_green.registry.footprint import (
+    StoreBackend,
+    decode_record,
+    encode_record,
+    footprint_of_source,
+    model_version_footprint,
+)
 from mlflow_green.registry.policy import Policy, parse_budget_tag, policy_from_env
 from mlflow_green.registry.verdict import Verdict, judge, model_is_budgeted
 from mlflow_green.tracking import schema
@@ -39,12 +54,31 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("mlflow_green.gate")
-
-ENV_ADMIN_TOKEN = "MLFLOW_GREEN_ADMIN_TOKEN"
-OVERRIDE_HEADER = "X-MLflow-Green-Override"
-OVERRIDE_REASON_HEADER = "X-MLflow-Green-Override-Reason"
-OVERRIDE_TAG = "green.gate.override"
 _MAX_TAG_VALUE = 4000
+_TERMINAL = ("FINISHED", "FAILED", "KILLED")
+# A promotion whose alias/stage write lost a race for the same row (UNIQUE violation, SQLite
+# lock) is run again: the database decides the order, the last write wins as in sequence.
+_VIEW_ATTEMPTS = 4
+_CONFLICT_MARKS = ("IntegrityError", "UNIQUE constraint", "duplicate key", "database is locked", "Deadlock")
+
+# The handlers the gate guards: request message class name -> Gate method. Every other handler
+# of MLflow's table is classified in tests/registry/test_gate_handlers.py.
+GUARDED: dict[str, str] = {
+    "SetTag": "_run_tags",
+    "DeleteTag": "_run_tags",
+    "LogBatch": "_run_tags",
+    "UpdateRun": "_run_update",
+    "SetRegisteredModelAlias": "_set_alias",
+    "TransitionModelVersionStage": "_transition_stage",
+    "CreateModelVersion": "_create_version",
+    "CreateRegisteredModel": "_create_model",
+    "SetModelVersionTag": "_version_tag",
+    "DeleteModelVersionTag": "_version_tag",
+    "SetRegisteredModelTag": "_set_model_tag",
+    "DeleteRegisteredModelTag": "_delete_model_tag",
+    "RenameRegisteredModel": "_rename_model",
+    "DeleteRegisteredModel": "_delete_model",
+}
 
 
 def load_policy_or_exit() -> Policy:
@@ -61,100 +95,15 @@ def load_policy_or_exit() -> Policy:
         raise SystemExit(f"mlflow-green: the carbon gate refuses to start: {line}") from None
 
 
-class _KeyedLocks:
-    """One lock per key, created on demand and dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, holders and waiters]
-
-    def acquire(self, key: tuple[str, str], timeout: float) -> bool:
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        if entry[0].acquire(timeout=timeout):
-            return True
-        self._forget(key)
-        return False
-
-    def release(self, key: tuple[str, str]) -> None:
-        with self._guard:
-            entry = self._locks.get(key)
-        if entry is not None:
-            entry[0].release()
-            self._forget(key)
-
-    def _forget(self, key: tuple[str, str]) -> None:
-        with self._guard:
-            entry = self._locks.get(key)
-            if entry is not None:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._locks[key]
-
-
-# How long a promotion waits for another promotion of the same model to the same target (in
-# this server process) before it goes ahead unserialised.
-_PROMOTION_WAIT_S = 30.0
-
-
-class _Deny(Exception):
-    """A refusal: the message names the budget and the figure."""
-
-
-@dataclass
-class _Pending:
-    """What to record once the request is allowed."""
-
-    name: str
-    version: str | None
-    tags: dict[str, str]
-    on_model: bool = False
-
-
-def _is_gate_tag(key: str) -> bool:
-    return key.strip().lower().startswith(schema.GATE_PREFIX)
-
-
-def _is_evidence_tag(key: str) -> bool:
-    low = key.strip().lower()
-    return low == schema.TAG_STATUS or low.startswith("green.method.")
-
-
-def _not_found(exc: BaseException) -> bool:
-    return getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
-
-
-_MAX_SCOPE = 1000
-
-
-def _evidence_to_write(current: dict[str, str], evidence: dict[str, str]) -> dict[str, str] | None:
-    """The tags to write for ``evidence``, or None when the version already carries it.
-
-    Evidence is rewritten only when it changes. When the verdict, the figures and the reasons
-    are those already on the version and only the target differs (a version cleared for
-    ``staging`` now taking ``champion``), the target is added to ``green.gate.scope``
-    (``staging,champion``): the version shows every target these figures were cleared for.
-    ``green.gate.checked_at`` is the time the evidence last changed.
-    """
-    ignored = (schema.GATE_CHECKED_AT, schema.GATE_SCOPE)
-    same = bool(current.get(schema.GATE_CHECKED_AT)) and all(
-        current.get(key) == value for key, value in evidence.items() if key not in ignored
-    )
-    if not same:
-        return evidence
-    scopes = [part for part in current.get(schema.GATE_SCOPE, "").split(",") if part]
-    target = evidence.get(schema.GATE_SCOPE, "")
-    if target in scopes or (not target and current.get(schema.GATE_SCOPE) == ""):
-        return None
-    joined = ",".join([*scopes, target]) if target else ""
-    if len(joined) > _MAX_SCOPE:
-        return evidence
-    return {**evidence, schema.GATE_SCOPE: joined}
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _conflict(response: Any) -> bool:
+    if response.status_code < 400:
+        return False
+    text = response.get_data(as_text=True)
+    return any(mark in text for mark in _CONFLICT_MARKS)
 
 
 class Gate:
@@ -171,11 +120,7 @@ class Gate:
         self._admin_token = admin_token or None
         # With basic-auth, EDIT permission lets a user set model tags; budgets need MANAGE.
         self._can_manage_budgets = can_manage_budgets
-        self._ops: dict[str, tuple[type, Callable[[Any], _Pending | None]]] = {}
-        # Promotions of one model to one alias or stage, one at a time per server process:
-        # MLflow's own alias set answers 400 (a UNIQUE violation) when two requests insert the
-        # same alias at once; serialised, both succeed and the last one wins, as in sequence.
-        self._promotions = _KeyedLocks()
+        self._ops: dict[str, tuple[type, Callable[[Any], Pending | None]]] = {}
 
     @classmethod
     def from_env(cls, *, can_manage_budgets: Callable[[], bool] | None = None) -> Gate:
@@ -185,97 +130,77 @@ class Gate:
             can_manage_budgets=can_manage_budgets,
         )
 
-    def _require_budget_permission(self, name: str, key: str) -> None:
+    def _require_manage(self, name: str, what: str) -> None:
         if self._can_manage_budgets is not None and not self._can_manage_budgets():
-            raise _Deny(
-                f"carbon gate: changing budget tag {key} of {name} needs MANAGE permission on "
-                "the registered model"
-            )
+            raise Forbidden(f"carbon gate: {what} of {name} needs MANAGE permission on the registered model")
 
     # -- installation ------------------------------------------------------------------------
     def install(self, flask_app: Any) -> None:
-        from mlflow.protos.model_registry_pb2 import (
-            CreateModelVersion,
-            CreateRegisteredModel,
-            DeleteModelVersionTag,
-            DeleteRegisteredModelTag,
-            RenameRegisteredModel,
-            SetModelVersionTag,
-            SetRegisteredModelAlias,
-            SetRegisteredModelTag,
-            TransitionModelVersionStage,
-        )
-        from mlflow.protos.service_pb2 import DeleteTag, LogBatch, SetTag
-        from mlflow.server.handlers import HANDLERS
-
-        table: dict[type, Callable[[Any], _Pending | None]] = {
-            SetTag: self._run_tags,
-            DeleteTag: self._run_tags,
-            LogBatch: self._run_tags,
-            SetRegisteredModelAlias: self._set_alias,
-            TransitionModelVersionStage: self._transition_stage,
-            CreateModelVersion: self._create_version,
-            CreateRegisteredModel: self._create_model,
-            SetModelVersionTag: self._version_tag,
-            DeleteModelVersionTag: self._version_tag,
-            SetRegisteredModelTag: self._set_model_tag,
-            DeleteRegisteredModelTag: self._delete_model_tag,
-            RenameRegisteredModel: self._rename_model,
-        }
-        # Flask names each endpoint after its handler function (see mlflow.server.__init__).
-        self._ops = {HANDLERS[cls].__name__: (cls, fn) for cls, fn in table.items()}
+        """Hook the gate into ``flask_app`` (MLflow's app, routed by ``get_endpoints()``)."""
+        by_name = {cls.__name__: (cls, fn) for cls, fn in seams.handler_table().items()}
+        self._ops = {}
+        for class_name, method in GUARDED.items():
+            cls, handler = by_name[class_name]
+            self._ops[handler.__name__] = (cls, getattr(self, method))
+        promotions = {by_name[n][1].__name__ for n in ("SetRegisteredModelAlias", "TransitionModelVersionStage")}
+        for endpoint, view in list(flask_app.view_functions.items()):
+            if endpoint in promotions:
+                flask_app.view_functions[endpoint] = self._retrying(view)
         flask_app.before_request(self._before_request)
         flask_app.after_request(self._after_request)
-        flask_app.teardown_request(self._teardown_request)
-        self._install_green_page(flask_app)
+
+    @staticmethod
+    def _retrying(view: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            from flask import make_response
+
+            for attempt in range(_VIEW_ATTEMPTS):
+                response = make_response(view(*args, **kwargs))
+                if attempt + 1 == _VIEW_ATTEMPTS or not _conflict(response):
+                    return response
+            return response  # pragma: no cover - the loop returns
+
+        run.__name__ = getattr(view, "__name__", "view")
+        return run
 
     # -- request hooks -----------------------------------------------------------------------
+    def _body_error(self) -> Any:
+        """A 400 JSON answer for a body MLflow's parser would choke on, else None."""
+        from flask import request
+
+        if not request.is_json:
+            return None
+        try:
+            data = request.get_data(cache=True)
+            body = json.loads(data) if data else {}
+        except RecursionError:
+            return self._error("INVALID_PARAMETER_VALUE", "the request body nests too deeply to be parsed", 400)
+        except ValueError:
+            return None  # not JSON at all: MLflow's own parser answers 400
+        if not isinstance(body, dict):
+            # MLflow's handlers answer a JSON array or scalar with an HTML 500, which clients
+            # retry; the gated server answers what it is: a bad request.
+            return self._error(
+                "INVALID_PARAMETER_VALUE",
+                f"the request body must be a JSON object, not a JSON {type(body).__name__}",
+                400,
+            )
+        return None
+
     def _before_request(self) -> Any:
-        from flask import g, request
+        from flask import request
 
         if request.method in ("GET", "HEAD", "OPTIONS"):
             return None
-        if request.is_json and request.content_length:
-            try:
-                body = json.loads(request.get_data(cache=True))
-            except ValueError:
-                body = {}  # not JSON at all: MLflow's own parser answers 400
-            if not isinstance(body, dict):
-                # MLflow's handlers answer a JSON array or scalar with an HTML 500, which clients
-                # retry; the gated server answers what it is: a bad request.
-                return self._error(
-                    "INVALID_PARAMETER_VALUE",
-                    f"the request body must be a JSON object, not a JSON {type(body).__name__}",
-                    400,
-                )
+        bad = self._body_error()
+        if bad is not None:
+            return bad
         entry = self._ops.get(request.endpoint or "")
         if entry is None:
             return None
         request_class, fn = entry
         try:
-            from mlflow.exceptions import MlflowException
-            from mlflow.server.handlers import _get_request_message
-
-            try:
-                message = _get_request_message(request_class())
-            except MlflowException:
-                return None  # the handler parses the same way and answers with MLflow's own 400
-            try:
-                pending = fn(message)
-            except _Deny as deny:
-                override = self._override()
-                if override is None:
-                    return self._deny(str(deny))
-                pending = self._record_override(request_class.__name__, message, str(deny), override)
-            except MlflowException as exc:
-                if _not_found(exc):
-                    return None  # the handler answers RESOURCE_DOES_NOT_EXIST and changes nothing
-                raise
-            if pending is not None:
-                if pending.version is None and not pending.on_model:
-                    g.mlflow_green_pending = pending  # written after the version exists
-                else:
-                    self._write(pending)
+            return self._guard(request_class, fn)
         except Exception as exc:
             _logger.exception("carbon gate failed on %s %s", request.method, request.path)
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
@@ -283,36 +208,53 @@ class Gate:
                 f"carbon gate could not evaluate this request ({type(exc).__name__}: {text}); "
                 "it refuses until it can (fail closed). Check the server log."
             )
+
+    def _guard(self, request_class: type, fn: Callable[[Any], Pending | None]) -> Any:
+        from flask import g
+        from mlflow.exceptions import MlflowException
+
+        try:
+            message = seams.parse_request(request_class)
+        except MlflowException:
+            return None  # the handler parses the same way and answers with MLflow's own 400
+        except (RecursionError, ValueError) as exc:
+            return self._error("INVALID_PARAMETER_VALUE", f"the request body cannot be parsed: {exc}", 400)
+        try:
+            pending = fn(message)
+        except TargetMissing:
+            return None  # the handler answers RESOURCE_DOES_NOT_EXIST and changes nothing
+        except Forbidden as forbidden:
+            return self._deny(str(forbidden))
+        except Deny as deny:
+            override = self._override()
+            if override is None:
+                return self._deny(str(deny))
+            pending = self._record_override(request_class.__name__, message, str(deny), override)
+        if pending is not None:
+            if pending.version is None and not pending.on_model:
+                g.mlflow_green_pending = pending  # written after the version exists
+            else:
+                self._write(pending)
         return None
-
-    def _teardown_request(self, _exc: BaseException | None = None) -> None:
-        from flask import g
-
-        key = g.pop("mlflow_green_promotion_lock", None)
-        if key is not None:
-            self._promotions.release(key)
-
-    def _serialise_promotion(self, name: str, target: str) -> None:
-        from flask import g
-
-        key = (name, target)
-        if getattr(g, "mlflow_green_promotion_lock", None) is None and self._promotions.acquire(
-            key, _PROMOTION_WAIT_S
-        ):
-            g.mlflow_green_promotion_lock = key
 
     def _after_request(self, response: Any) -> Any:
         from flask import g
 
         pending = g.pop("mlflow_green_pending", None)
-        if pending is None or response.status_code != 200:
+        after = g.pop("mlflow_green_after", None)
+        if response.status_code != 200:
             return response
         try:
-            body = json.loads(response.get_data(as_text=True))
-            version = str(body["model_version"]["version"])
-            self._write(_Pending(pending.name, version, pending.tags))
+            if pending is not None:
+                body = json.loads(response.get_data(as_text=True))
+                version = str(body["model_version"]["version"])
+                self._write(Pending(pending.name, version, pending.tags))
+            if after is not None:
+                replaced = after(response)
+                if replaced is not None:
+                    return replaced
         except Exception:
-            _logger.exception("carbon gate could not record evidence on the new version of %s", pending.name)
+            _logger.exception("carbon gate could not complete its record after %s", response.status)
         return response
 
     @staticmethod
@@ -329,19 +271,12 @@ class Gate:
     # -- stores ------------------------------------------------------------------------------
     @staticmethod
     def _backend() -> StoreBackend:
-        from mlflow.server.handlers import _get_model_registry_store, _get_tracking_store
+        return StoreBackend(seams.tracking_store(), seams.registry_store())
 
-        return StoreBackend(_get_tracking_store(), _get_model_registry_store())
-
-    def _write(self, pending: _Pending) -> None:
+    def _write(self, pending: Pending) -> None:
         backend = self._backend()
         if pending.on_model:
-            from mlflow.entities.model_registry import RegisteredModelTag
-
-            for key, value in pending.tags.items():
-                backend.registry_store.set_registered_model_tag(
-                    pending.name, RegisteredModelTag(key, value)
-                )
+            backend.set_registered_model_tags(pending.name, pending.tags)
         else:
             assert pending.version is not None
             backend.set_model_version_tags(pending.name, pending.version, pending.tags)
@@ -358,267 +293,259 @@ class Gate:
             return None
         return request.headers.get(OVERRIDE_REASON_HEADER, "").strip() or "no reason given"
 
-    def _record_override(
-        self, operation: str, message: Any, denial: str, reason: str
-    ) -> _Pending | None:
+    def _record_override(self, operation: str, message: Any, denial: str, reason: str) -> Pending | None:
         from flask import g
 
         user = getattr(g, "mlflow_authenticated_user", None) or "holder of the admin token"
-        record = f"{_now()} {operation} by {user}: {reason}. Refusal overridden: {denial}"
+        record = f"{_now()} {operation} by {user}: {reason}. Refusal overridden: {denial}"[:_MAX_TAG_VALUE]
         _logger.warning("carbon gate override: %s", record)
         name = getattr(message, "name", "")
         version = getattr(message, "version", "") or None
         if operation in ("SetRegisteredModelAlias", "TransitionModelVersionStage") and version:
             verdict: Verdict | None = getattr(g, "mlflow_green_verdict", None)
             tags = verdict.evidence_tags() if verdict is not None else {}
-            tags[OVERRIDE_TAG] = record[:_MAX_TAG_VALUE]
-            return _Pending(name, str(version), tags)
+            tags[OVERRIDE_TAG] = record
+            return Pending(name, str(version), tags)
         if operation == "CreateModelVersion":
-            return _Pending(name, None, {OVERRIDE_TAG: record[:_MAX_TAG_VALUE]})
-        if operation == "CreateRegisteredModel":
-            return None  # nothing exists yet to record on; the server log has it
-        return _Pending(name, None, {OVERRIDE_TAG: record[:_MAX_TAG_VALUE]}, on_model=True)
+            return Pending(name, None, {OVERRIDE_TAG: record})
+        if operation in ("CreateRegisteredModel", "DeleteRegisteredModel", "RenameRegisteredModel"):
+            return None  # the name is new or goes away: the server log keeps the record
+        if operation == "SetRegisteredModelTag":
+            reset = rules.budget_reset(name, message.key, message.value)
+            return Pending(name, None, {**reset.tags, OVERRIDE_TAG: record}, on_model=True)
+        if operation == "DeleteRegisteredModelTag":
+            reset = rules.budget_reset(name, message.key, None)
+            return Pending(name, None, {**reset.tags, OVERRIDE_TAG: record}, on_model=True)
+        return Pending(name, None, {OVERRIDE_TAG: record}, on_model=True)
 
-    # -- operations ----------------------------------------------------------------------------
-    def _promotion(self, name: str, version: str, *, alias: str | None, stage: str | None) -> _Pending | None:
+    # -- the frozen record -------------------------------------------------------------------
+    def _freeze(self, backend: StoreBackend, name: str, version: str) -> dict[str, str]:
+        """Compute the version's footprint now and return the record tag to keep on it."""
+        mv = backend.get_model_version(name, version)
+        fp = model_version_footprint(
+            backend,
+            name,
+            version,
+            include_lineage=self.policy.for_model(name).include_lineage,
+            model_version=mv,
+            use_record=False,
+        )
+        final = False
+        if fp.source_run_id and not fp.missing:
+            try:
+                final = str(backend.get_run(fp.source_run_id).info.status) in _TERMINAL
+            except Exception as exc:
+                if not rules.not_found(exc):
+                    raise
+        old = decode_record(dict(mv.tags or {}).get(schema.GATE_FOOTPRINT))
+        if old is not None and old[1] and fp.missing and not old[0].missing:
+            return {}  # a referent vanished since: the final record stands
+        return {schema.GATE_FOOTPRINT: encode_record(fp, final=final, frozen_at=_now())}
+
+    def _freeze_after_create(self, name: str, response: Any) -> None:
+        """Freeze the footprint of the version the handler just created."""
+        body = json.loads(response.get_data(as_text=True))
+        version = str(body["model_version"]["version"])
+        backend = self._backend()
+        backend.set_model_version_tags(name, version, self._freeze(backend, name, version))
+
+    def _run_update(self, msg: Any) -> Pending | None:
+        """When a run's status changes, re-freeze the versions registered from it."""
         from flask import g
 
-        # Held until the request ends (teardown), so the handler's write is inside it too.
-        self._serialise_promotion(name, f"alias:{alias}" if alias is not None else f"stage:{stage}")
-        # Cheapest first: whether the policy gates this alias/stage needs no store read, whether
-        # the model has budgets needs its tags; only a gated, budgeted promotion reads further.
+        if not msg.HasField("status"):
+            return None
+        run_id = rules.run_id_of(msg)
+
+        def refreeze(_response: Any) -> None:
+            backend = self._backend()
+            for mv in backend.versions_of_run(run_id):
+                tags = self._freeze(backend, mv.name, str(mv.version))
+                backend.set_model_version_tags(mv.name, str(mv.version), tags)
+
+        g.mlflow_green_after = refreeze
+        return None
+
+    # -- promotions ----------------------------------------------------------------------------
+    def _promotion(self, name: str, version: str, *, alias: str | None, stage: str | None) -> Pending | None:
+        from flask import g
+
         policy = self.policy.for_model(name)
         if alias is not None and not policy.alias_gated(alias):
             return None
         if stage is not None and not policy.stage_gated(stage):
             return None
         backend = self._backend()
-        with backend.reading():  # one read session for the model, the version and the runs
-            model_tags, mv = backend.model_and_version(name, str(version))
-            if not model_is_budgeted(policy, model_tags):
-                return None
-            if mv is None:  # the handler answers RESOURCE_DOES_NOT_EXIST and changes nothing
-                return None
-            # Each entity is read once per request and handed down (not re-read by evaluate_with).
-            verdict = evaluate_with(
-                backend,
-                self.policy,
-                name,
-                version,
-                alias=alias,
-                stage=stage,
-                model_tags=model_tags,
-                model_version=mv,
-            )
+        # One read of the model: its tags (budgets) and its aliases (what to restore on undo).
+        model = rules.target(lambda: backend.get_registered_model(name))
+        model_tags = dict(model.tags or {})
+        if not model_is_budgeted(policy, model_tags):
+            return None
+        mv = rules.target(lambda: backend.get_model_version(name, str(version)))
+        if decode_record(dict(mv.tags or {}).get(schema.GATE_FOOTPRINT)) is None:
+            # A version made before the gate froze records: computed on its first promotion
+            # (every figure at its worst over the history) and frozen from then on.
+            backend.set_model_version_tags(name, str(version), self._freeze(backend, name, str(version)))
+            mv = backend.get_model_version(name, str(version))
+        verdict = evaluate_with(
+            backend, self.policy, name, version, alias=alias, stage=stage, model_tags=model_tags, model_version=mv
+        )
         g.mlflow_green_verdict = verdict
         if not verdict.passed:
-            raise _Deny(
-                f"carbon gate: {name} version {version} cannot take {verdict.target}: "
-                + " ".join(verdict.reasons)
-            )
-        evidence = _evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
-        if evidence is None:
-            return None  # the version already carries this evidence: no write, no lock
-        return _Pending(name, str(version), evidence)
+            raise Deny(f"carbon gate: {name} version {version} cannot take {verdict.target}: " + " ".join(verdict.reasons))
+        if alias is not None:
+            holder = dict(model.aliases or {}).get(alias)
+            previous = str(holder) if holder is not None else None
+        else:
+            previous = str(mv.current_stage)
+        g.mlflow_green_after = lambda _r: self._recheck(name, str(version), alias, stage, model_tags, previous)
+        evidence = rules.evidence_to_write(dict(mv.tags or {}), verdict.evidence_tags())
+        return Pending(name, str(version), evidence) if evidence else None
 
-    def _set_alias(self, msg: Any) -> _Pending | None:
+    def _recheck(
+        self, name: str, version: str, alias: str | None, stage: str | None, seen: dict[str, str], previous: str | None
+    ) -> Any:
+        """After the promotion committed: if a budget changed meanwhile (another request, any
+        server process), judge again under the budgets now in the database; undo and refuse
+        if it no longer passes (compare-and-set through the store)."""
+        backend = self._backend()
+        now = backend.registered_model_tags(name)
+        if _budget_tags(now) == _budget_tags(seen):
+            return None
+        verdict = evaluate_with(backend, self.policy, name, version, alias=alias, stage=stage, model_tags=now)
+        if verdict.passed:
+            return None
+        store = backend.registry_store
+        if alias is not None:
+            if previous:
+                store.set_registered_model_alias(name, alias, previous)
+            else:
+                store.delete_registered_model_alias(name, alias)
+        elif previous is not None:
+            store.transition_model_version_stage(name, version, previous, archive_existing_versions=False)
+        return self._deny(
+            f"carbon gate: {name} version {version} cannot take {verdict.target}: a budget changed while "
+            "it was being promoted, and under the budgets now in force: " + " ".join(verdict.reasons)
+        )
+
+    def _set_alias(self, msg: Any) -> Pending | None:
         return self._promotion(msg.name, msg.version, alias=msg.alias, stage=None)
 
-    def _transition_stage(self, msg: Any) -> _Pending | None:
+    def _transition_stage(self, msg: Any) -> Pending | None:
         return self._promotion(msg.name, msg.version, alias=None, stage=msg.stage)
 
-    def _create_model(self, msg: Any) -> _Pending | None:
-        for tag in msg.tags:
-            if _is_gate_tag(tag.key):
-                raise _Deny(f"carbon gate: tag {tag.key} is written by the gate only; clients may not set it")
+    # -- creation ------------------------------------------------------------------------------
+    def _create_model(self, msg: Any) -> Pending | None:
+        rules.check_new_model_tags([(t.key, t.value) for t in msg.tags])
         return None
 
-    def _create_version(self, msg: Any) -> _Pending | None:
-        for tag in msg.tags:
-            if _is_gate_tag(tag.key):
-                raise _Deny(f"carbon gate: tag {tag.key} is written by the gate only; clients may not set it")
+    def _create_version(self, msg: Any) -> Pending | None:
+        from flask import g
+
         name = msg.name
-        policy = self.policy.for_model(name)
         source = msg.source.strip()
+        self._check_copied_gate_tags(source, {t.key: t.value for t in msg.tags if rules.is_gate_tag(t.key)})
+        g.mlflow_green_after = lambda response: self._freeze_after_create(name, response)
+        policy = self.policy.for_model(name)
         is_copy = source.lower().startswith("models:/") and "/" in source[len("models:/") :].strip("/")
         if policy.gate_create == "none" or (policy.gate_create == "copies" and not is_copy):
             return None
         backend = self._backend()
-        with backend.reading():
-            tags = backend.registered_model_tags(name)
-            if not model_is_budgeted(policy, tags):
-                return None
-            fp = footprint_of_source(
-                backend,
-                source,
-                msg.run_id or None,
-                include_lineage=policy.include_lineage,
-                model_id=msg.model_id or None,
-            )
-        verdict = judge(
-            model=name, version="(new)", footprint=fp, policy=policy, model_tags=tags
+        tags = rules.target(lambda: backend.registered_model_tags(name))
+        if not model_is_budgeted(policy, tags):
+            return None
+        fp = footprint_of_source(
+            backend, source, rules.run_id_of(msg) or None, include_lineage=policy.include_lineage, model_id=msg.model_id or None
         )
+        verdict = judge(model=name, version="(new)", footprint=fp, policy=policy, model_tags=tags)
         what = f"a copy of {source}" if is_copy else f"a version from {source}"
         if not verdict.passed:
-            raise _Deny(f"carbon gate: {what} cannot enter {name}: " + " ".join(verdict.reasons))
-        return _Pending(name, None, verdict.evidence_tags())
+            raise Deny(f"carbon gate: {what} cannot enter {name}: " + " ".join(verdict.reasons))
+        return Pending(name, None, verdict.evidence_tags())
 
-    def _version_tag(self, msg: Any) -> _Pending | None:
-        if _is_gate_tag(msg.key):
-            raise _Deny(
-                f"carbon gate: tag {msg.key} is written by the gate only; clients may not set or "
-                "delete it"
-            )
+    def _check_copied_gate_tags(self, source: str, given: dict[str, str]) -> None:
+        rules.check_copied_gate_tags(self._backend(), source, given)
+
+    # -- tags ----------------------------------------------------------------------------------
+    def _version_tag(self, msg: Any) -> Pending | None:
+        rules.refuse_gate_tags([msg.key])
         return None
 
-    def _run_tags(self, msg: Any) -> _Pending | None:
+    def _run_tags(self, msg: Any) -> Pending | None:
         """Freeze a run's evidence tags once the run backs a model version.
 
-        ``green.status`` and ``green.method.*`` decide whether evidence is weak (degraded or
-        simulated); relabelling them after registration would turn weak evidence into strong.
+        ``green.status``, ``green.method.*`` and ``green.lineage`` decide whether evidence is weak
+        or what it covers; relabelling them after registration would turn weak evidence strong.
         """
-        if hasattr(msg, "tags") and not hasattr(msg, "key"):
-            changes = [(t.key, t.value) for t in msg.tags]
+        if "tags" in msg.DESCRIPTOR.fields_by_name:
+            changes: list[tuple[str, str | None]] = [(t.key, t.value) for t in msg.tags]
+        elif "value" in msg.DESCRIPTOR.fields_by_name:
+            changes = [(msg.key, msg.value)]
         else:
-            changes = [(msg.key, getattr(msg, "value", None))]
-        evidence = [(k, v) for k, v in changes if _is_evidence_tag(k)]
+            changes = [(msg.key, None)]  # a delete
+        evidence = [(k, v) for k, v in changes if rules.is_run_evidence_tag(k)]
         if not evidence:
             return None
+        run_id = rules.run_id_of(msg)
         backend = self._backend()
-        run = backend.tracking_store.get_run(msg.run_id)
+        run = rules.target(lambda: backend.get_run(run_id))
         current = dict(run.data.tags or {})
         changed = [k for k, v in evidence if v is None or current.get(k) != v]
         if not changed:
             return None
-        versions = backend.registry_store.search_model_versions(
-            filter_string=f"run_id = '{msg.run_id}'", max_results=1
-        )
-        if len(versions):
+        versions = backend.versions_of_run(run_id)
+        if versions:
             mv = versions[0]
-            raise _Deny(
-                f"carbon gate: run {msg.run_id} is the source of {mv.name} version {mv.version}; "
+            raise Deny(
+                f"carbon gate: run {run_id} is the source of {mv.name} version {mv.version}; "
                 f"its evidence tag {changed[0]} can no longer be changed"
             )
         return None
 
-    def _set_model_tag(self, msg: Any) -> _Pending | None:
-        if _is_gate_tag(msg.key):
-            raise _Deny(f"carbon gate: tag {msg.key} is written by the gate only; clients may not set it")
-        new = parse_budget_tag(msg.key, msg.value)
-        if new is not None:
-            self._require_budget_permission(msg.name, msg.key)
-        if new is None:
+    def _set_model_tag(self, msg: Any) -> Pending | None:
+        rules.refuse_gate_tags([msg.key])
+        if parse_budget_tag(msg.key, msg.value) is None:
             return None  # not a budget
-        if new.limit is None:
-            # A malformed budget fails every check, but accepting it would let a later write
-            # "repair" it to any figure: a two-step loosening. Budgets are plain numbers.
-            raise _Deny(
-                f"carbon gate: {msg.key}={msg.value!r} is not a budget; give a plain "
-                "non-negative number in the tag's unit (e.g. 50)"
-            )
-        tags = self._backend().registered_model_tags(msg.name)
-        if msg.key not in tags:
-            return None  # a new budget only adds a constraint
-        old = parse_budget_tag(msg.key, tags[msg.key])
-        if old is None or old.limit is None:
-            return None
-        looser = new.limit < old.limit if new.is_floor else new.limit > old.limit
-        if looser:
-            raise _Deny(
-                f"carbon gate: setting {msg.key} from {old.limit:g} to {new.limit:g} loosens the "
-                f"budget of {msg.name}; only an administrator override may loosen a budget"
-            )
-        return None
+        self._require_manage(msg.name, f"changing budget tag {msg.key}")
+        backend = self._backend()
+        tags = rules.target(lambda: backend.registered_model_tags(msg.name))
+        return rules.budget_change(msg.name, msg.key, msg.value, tags)
 
-    def _delete_model_tag(self, msg: Any) -> _Pending | None:
-        if _is_gate_tag(msg.key):
-            raise _Deny(f"carbon gate: tag {msg.key} is written by the gate only; clients may not delete it")
+    def _delete_model_tag(self, msg: Any) -> Pending | None:
+        rules.refuse_gate_tags([msg.key])
         if parse_budget_tag(msg.key, "") is None:
             return None
-        self._require_budget_permission(msg.name, msg.key)
-        if msg.key in self._backend().registered_model_tags(msg.name):
-            raise _Deny(
+        self._require_manage(msg.name, f"deleting budget tag {msg.key}")
+        backend = self._backend()
+        if msg.key in rules.target(lambda: backend.registered_model_tags(msg.name)):
+            raise Deny(
                 f"carbon gate: deleting {msg.key} removes a budget of {msg.name}; only an "
                 "administrator override may loosen a budget"
             )
         return None
 
-    def _rename_model(self, msg: Any) -> _Pending | None:
-        old_rule = self.policy.rule_label(msg.name)
-        new_rule = self.policy.rule_label(msg.new_name)
-        if old_rule == new_rule:
-            return None
-        tags = self._backend().registered_model_tags(msg.name)
-        if model_is_budgeted(self.policy.for_model(msg.name), tags) or model_is_budgeted(
-            self.policy.for_model(msg.new_name), tags
-        ):
-            raise _Deny(
-                f"carbon gate: renaming {msg.name} to {msg.new_name} moves it from policy rule "
-                f"{old_rule or 'defaults'!r} to {new_rule or 'defaults'!r}; only an administrator "
-                "override may change which budgets govern a model"
-            )
+    def _model_leaves(self, name: str, what: str) -> None:
+        backend = self._backend()
+        tags = rules.target(lambda: backend.registered_model_tags(name))
+        try:
+            rules.model_leaves_budgets(self.policy, name, tags, what)
+        except Deny:
+            self._require_manage(name, what)
+            raise
+
+    def _rename_model(self, msg: Any) -> Pending | None:
+        self._model_leaves(msg.name, f"renaming to {msg.new_name!r}")
         return None
 
-    # -- /green page ---------------------------------------------------------------------------
-    def _install_green_page(self, flask_app: Any) -> None:
-        from mlflow.server.handlers import _add_static_prefix
-
-        route = _add_static_prefix("/green")
-        if any(rule.rule == route for rule in flask_app.url_map.iter_rules()):
-            return
-
-        def green_page() -> Any:
-            return _render_green_page()
-
-        flask_app.add_url_rule(route, "mlflow_green_page", green_page, methods=["GET"])
+    def _delete_model(self, msg: Any) -> Pending | None:
+        self._model_leaves(msg.name, "deleting")
+        return None
 
 
-def _render_green_page() -> Any:
-    from flask import Response
-    from mlflow.server.handlers import (
-        STATIC_PREFIX_ENV_VAR,
-        _get_model_registry_store,
-        _get_tracking_store,
-    )
-
-    prefix = os.environ.get(STATIC_PREFIX_ENV_VAR, "").rstrip("/")
-    try:
-        from mlflow_green.reports.green_page import render_green_page
-    except ImportError:
-        html = (
-            "<!doctype html><html><head><meta charset='utf-8'><title>mlflow-green</title></head>"
-            "<body><h1>mlflow-green</h1><p>The carbon gate is active on this server. The green "
-            "report page is not installed in this build (module "
-            "<code>mlflow_green.reports.green_page</code> is missing).</p></body></html>"
-        )
-        return Response(html, status=200, mimetype="text/html")
-    try:
-        html = render_green_page(_get_tracking_store(), _get_model_registry_store(), prefix=prefix)
-    except Exception as exc:  # a report must not take the server down, nor answer 5xx
-        _logger.exception("the /green page failed")
-        text = " ".join(str(exc).split())[:300]
-        return Response(
-            f"<!doctype html><p>The green page could not be rendered: {type(exc).__name__}: "
-            f"{_escape(text)}</p>",
-            status=200,
-            mimetype="text/html",
-        )
-    return Response(html, status=200, mimetype="text/html")
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
+def _budget_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if parse_budget_tag(k, v) is not None}
 
 
 def wrap_for_server(flask_app: Any) -> Any:
     """The object the server runs: FastAPI around Flask under uvicorn, Flask itself otherwise."""
-    from mlflow.environment_variables import _MLFLOW_SGI_NAME
-
-    if _MLFLOW_SGI_NAME.get() == "uvicorn":
-        from mlflow.server.fastapi_app import create_fastapi_app
-
-        return create_fastapi_app(flask_app)
-    return flask_app
-
+    return seams.wrap_for_server(flask_app)

@@ -14,6 +14,12 @@ from mlflow_green.tracking import schema
 
 __all__ = ["PromotionDenied", "check", "evaluate", "evaluate_with", "promote"]
 
+# The administrator override, shared by the client (promote) and the gated server.
+ENV_ADMIN_TOKEN = "MLFLOW_GREEN_ADMIN_TOKEN"
+OVERRIDE_HEADER = "X-MLflow-Green-Override"
+OVERRIDE_REASON_HEADER = "X-MLflow-Green-Override-Reason"
+OVERRIDE_TAG = "green.gate.override"
+
 
 class PromotionDenied(GateDenied):
     """A promotion refused by the gate; ``verdict`` holds the details (None when the server refused)."""
@@ -51,7 +57,9 @@ def evaluate_with(
     """The verdict for ``name``/``version`` read through ``backend`` (client or server stores).
 
     A caller that has already read the registered model's tags or the model version passes
-    them as ``model_tags`` / ``model_version``, so each entity is read once per request.
+    them as ``model_tags`` / ``model_version``, so each entity is read once per request. The
+    version's footprint is its frozen record (``green.gate.footprint``, written by a gated server)
+    when it has a final one, else it is computed with every figure at its worst over the history.
     """
     if alias and stage:
         raise ConfigError("give either an alias or a stage, not both")
@@ -184,8 +192,6 @@ def _set_alias_with_override(client: Any, name: str, alias: str, version: str, r
 
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request, verify_rest_response
-
-    from mlflow_green.registry._gate import ENV_ADMIN_TOKEN, OVERRIDE_HEADER, OVERRIDE_REASON_HEADER
 
     token = os.environ.get(ENV_ADMIN_TOKEN, "").strip()
     if not token:

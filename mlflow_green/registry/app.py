@@ -14,7 +14,10 @@ _gate = Gate.from_env()
 def _build() -> object:
     from mlflow.server import app as flask_app
 
+    from mlflow_green.reports.server_page import mount_green_page
+
     _gate.install(flask_app)
+    mount_green_page(flask_app)
     return wrap_for_server(flask_app)
 
 

@@ -85,7 +85,10 @@ def create_app() -> object:
     # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
     flask_app.before_request(_refuse_malformed_basic_auth)  # runs before basic-auth's own hook
     served = create_auth_app(flask_app)  # its before_request (authentication) comes next
+    from mlflow_green.reports.server_page import mount_green_page
+
     _gate.install(flask_app)
+    mount_green_page(flask_app)
     return served
 
 

@@ -6,18 +6,17 @@ stores); :class:`Backend` hides the difference.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from mlflow_green.registry._sql import (
-    fast_registry,
-    fast_tracking,
-    read_model_and_version,
-    read_model_version_and_run,
-    read_run,
+from mlflow_green.registry._backends import (
+    PARENT_RUN_TAG,
+    Backend,
+    ClientBackend,
+    StoreBackend,
 )
 from mlflow_green.tracking import schema
 
@@ -32,384 +31,7 @@ __all__ = [
     "resolve_source_run",
 ]
 
-PARENT_RUN_TAG = "mlflow.parentRunId"
 _MAX_COPY_DEPTH = 16
-_SEARCH_PAGE = 1000
-
-
-class Backend(Protocol):
-    """What the footprint and the gate read and write; the client and the server stores differ."""
-
-    def get_run(self, run_id: str) -> Any: ...
-    def metric_history(self, run_id: str, key: str) -> list[float]: ...
-    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
-        """Each key's largest finite value over the run's history; keys never logged are absent."""
-        ...
-
-    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]: ...
-    def get_logged_model(self, model_id: str) -> Any: ...
-    def get_model_version(self, name: str, version: str) -> Any: ...
-    def get_model_version_by_alias(self, name: str, alias: str) -> Any: ...
-    def get_registered_model(self, name: str) -> Any: ...
-    def registered_model_tags(self, name: str) -> dict[str, str]:
-        """The registered model's tags; MLflow's RESOURCE_DOES_NOT_EXIST when there is no model."""
-        ...
-
-    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None: ...
-
-
-def _all_child_runs(search: Any, experiment_id: str, parent_run_id: str) -> list[Any]:
-    from mlflow.entities import ViewType
-
-    runs: list[Any] = []
-    token = None
-    # Deleted runs consumed energy too: a sweep's cost does not vanish when a trial is deleted.
-    flt = f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"
-    while True:
-        page = search([experiment_id], flt, ViewType.ALL, _SEARCH_PAGE, None, token)
-        runs.extend(page)
-        token = getattr(page, "token", None)
-        if not token:
-            return runs
-
-
-def _maxima_from_histories(backend: Backend, run_id: str, keys: Iterable[str]) -> dict[str, float]:
-    """Generic :meth:`Backend.metric_maxima`: one history read per key."""
-    out: dict[str, float] = {}
-    for key in keys:
-        values = [v for v in backend.metric_history(run_id, key) if math.isfinite(v)]
-        if values:
-            out[key] = max(values)
-    return out
-
-
-def _sql_tracking_store(store: Any) -> Any:
-    """``store`` when it is MLflow's SQLAlchemy tracking store, else None."""
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # pragma: no cover - MLflow without its SQL extras
-        return None
-    if isinstance(store, SqlAlchemyStore) and hasattr(store, "_get_run"):
-        return store
-    return None
-
-
-def _sql_registry_store(store: Any) -> Any:
-    """``store`` when it is MLflow's SQLAlchemy model registry store, else None."""
-    try:
-        from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # pragma: no cover - MLflow without its SQL extras
-        return None
-    if isinstance(store, SqlAlchemyStore) and all(
-        hasattr(store, a) for a in ("_get_sql_model_version", "_get_registered_model")
-    ):
-        return store
-    return None
-
-
-def _sql_metric_maxima(store: Any, session: Any, run_id: str, keys: list[str]) -> dict[str, float]:
-    """The maximum of each metric's history in one ``GROUP BY`` query.
-
-    MLflow stores NaN as ``value=0, is_nan=true`` (skipped here, as the generic path skips
-    non-finite values) and ±inf as ±float max, which the generic path also reads back as finite.
-    """
-    import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlMetric
-
-    validate = getattr(store, "_validate_run_accessible", None)
-    if validate is not None:  # the workspace hook get_metric_history calls too
-        validate(session, run_id)
-    rows = (
-        session.query(SqlMetric.key, sa.func.max(SqlMetric.value))
-        .filter(
-            SqlMetric.run_uuid == run_id,
-            SqlMetric.key.in_(keys),
-            SqlMetric.is_nan == sa.false(),
-        )
-        .group_by(SqlMetric.key)
-        .all()
-    )
-    return {key: float(value) for key, value in rows if value is not None}
-
-
-_WRITE_ATTEMPTS = 3
-
-
-def _write_conflict(exc: BaseException) -> bool:
-    """A write that lost a race: a concurrent request inserted the same tag row first
-    (UNIQUE violation), or SQLite refused the lock upgrade ("database is locked")."""
-    try:
-        from sqlalchemy.exc import IntegrityError, OperationalError
-    except ImportError:  # pragma: no cover - MLflow always brings SQLAlchemy
-        return False
-    cause = exc.__cause__ or exc.__context__
-    return isinstance(exc, (IntegrityError, OperationalError)) or isinstance(
-        cause, (IntegrityError, OperationalError)
-    )
-
-
-def _retry_on_conflict(write: Any) -> None:
-    """Run ``write`` again when it lost a race: evidence writes are idempotent, and a second
-    promotion of the same version at the same moment must not be refused for it."""
-    for attempt in range(_WRITE_ATTEMPTS):
-        try:
-            write()
-            return
-        except Exception as exc:
-            if attempt + 1 == _WRITE_ATTEMPTS or not _write_conflict(exc):
-                raise
-
-
-def _sql_set_model_version_tags(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
-    """All tags in one transaction, with the checks and rows of ``set_model_version_tag``."""
-    from mlflow.utils.validation import _validate_model_version_tag
-
-    for key, value in tags.items():
-        _validate_model_version_tag(key, value)
-    _retry_on_conflict(lambda: _sql_write_tags_once(store, name, version, tags))
-
-
-def _sql_write_tags_once(store: Any, name: str, version: str, tags: Mapping[str, str]) -> None:
-    from mlflow.store.model_registry.dbmodels.models import SqlModelVersionTag
-
-    with store.ManagedSessionMaker(read_only=False) as session:
-        # Checks the version exists and is not deleted, and loads its tags (eager=True) so that
-        # only the rows whose value changes are written: UPDATE or INSERT, no per-tag SELECT.
-        sql_mv = store._get_sql_model_version(session, name, version, eager=True)
-        existing = {row.key: row for row in sql_mv.model_version_tags}
-        for key, value in tags.items():
-            row = existing.get(key)
-            if row is None:
-                session.add(
-                    SqlModelVersionTag(
-                        workspace=sql_mv.workspace,
-                        name=sql_mv.name,
-                        version=sql_mv.version,
-                        key=key,
-                        value=value,
-                    )
-                )
-            elif row.value != value:
-                row.value = value
-
-
-class StoreBackend:
-    """Reads through the tracking server's own stores (no HTTP to itself).
-
-    The gate runs on every promotion request, so with MLflow's SQLAlchemy stores it reads only
-    what a footprint needs, each in one short session: a run without its inputs and outputs, a
-    model version without its ``aliases`` (left empty), a registered model's tags only, the
-    cumulative-metric maxima in one query; and it writes the evidence tags in one transaction.
-    Any other store goes through its public methods.
-    """
-
-    def __init__(self, tracking_store: Any, registry_store: Any) -> None:
-        self.tracking_store = tracking_store
-        self.registry_store = registry_store
-        # run id -> (keys queried, maxima): read with the run by get_run, used once by the
-        # metric_maxima call that follows it for the same run (run_footprint), then dropped.
-        self._prefetched: dict[str, tuple[frozenset[str], dict[str, float]]] = {}
-        # Inside reading(): database URI -> the one read session every read shares.
-        self._sessions: dict[str, Any] | None = None
-        # Inside reading(): runs read with their model version (run id -> view), taken once by get_run.
-        self._runs: dict[str, Any] = {}
-        self._stack: ExitStack | None = None
-
-    @contextmanager
-    def reading(self) -> Iterator[StoreBackend]:
-        """Share one read session per database among all reads made inside (one evaluation).
-
-        Each MLflow session costs a pool check-out, a liveness ping and (SQLite) three PRAGMAs
-        before its first query; a gate evaluation reads the model, the version and the run, so
-        sharing the session removes most of what the gate adds to a promotion. The tracking and
-        registry stores share one session when they use the same database. Writes still open
-        their own transaction (:meth:`set_model_version_tags`).
-        """
-        if self._sessions is not None:
-            yield self
-            return
-        self._sessions, self._stack = {}, ExitStack()
-        try:
-            with self._stack:
-                yield self
-        finally:
-            self._sessions, self._stack = None, None
-            self._runs.clear()
-
-    def _one_database(self) -> bool:
-        """The tracking store is MLflow's plain SQL store on the registry store's database."""
-        uri = getattr(self.registry_store, "db_uri", None)
-        return (
-            uri is not None
-            and uri == getattr(self.tracking_store, "db_uri", None)
-            and fast_tracking(self.tracking_store)
-        )
-
-    @contextmanager
-    def _session(self, sql: Any) -> Iterator[Any]:
-        if self._sessions is None or self._stack is None:
-            with sql.ManagedSessionMaker() as session:
-                yield session
-            return
-        key = str(getattr(sql, "db_uri", "") or id(sql))
-        session = self._sessions.get(key)
-        if session is None:
-            session = self._stack.enter_context(sql.ManagedSessionMaker())
-            self._sessions[key] = session
-        yield session
-
-    def get_run(self, run_id: str) -> Any:
-        if fast_tracking(self.tracking_store):
-            view = self._runs.pop(run_id, None)
-            if view is None:
-                with self._session(self.tracking_store) as session:
-                    view = read_run(session, run_id, _RUN_LATEST, _CUMULATIVE)
-            if view.maxima:
-                self._prefetched[run_id] = (frozenset(view.maxima), dict(view.maxima))
-            return view
-        sql = _sql_tracking_store(self.tracking_store)
-        if sql is None:
-            return self.tracking_store.get_run(run_id)
-        with self._session(sql) as session:
-            # Run info, latest metrics, params and tags (what get_run loads before its three
-            # dataset/logged-model input and output queries, which a footprint never reads).
-            run = sql._get_run(session=session, run_uuid=run_id, eager=True).to_mlflow_entity()
-            keys = [k for k in _CUMULATIVE if k in run.data.metrics]
-            if keys:  # the footprint asks for these next: same session, no second connection
-                self._prefetched[run_id] = (
-                    frozenset(keys),
-                    _sql_metric_maxima(sql, session, run_id, keys),
-                )
-        return run
-
-    def metric_history(self, run_id: str, key: str) -> list[float]:
-        return [m.value for m in self.tracking_store.get_metric_history(run_id, key)]
-
-    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
-        keys = list(keys)
-        prefetched = self._prefetched.pop(run_id, None)
-        if not keys:
-            return {}
-        if prefetched is not None and prefetched[0].issuperset(keys):
-            return {k: v for k, v in prefetched[1].items() if k in keys}
-        sql = _sql_tracking_store(self.tracking_store)
-        if sql is not None:
-            with self._session(sql) as session:
-                return _sql_metric_maxima(sql, session, run_id, keys)
-        return _maxima_from_histories(self, run_id, keys)
-
-    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
-        return _all_child_runs(self.tracking_store.search_runs, experiment_id, parent_run_id)
-
-    def get_logged_model(self, model_id: str) -> Any:
-        return self.tracking_store.get_logged_model(model_id)
-
-    def get_model_version(self, name: str, version: str) -> Any:
-        sql = _sql_registry_store(self.registry_store)
-        if sql is None:
-            return self.registry_store.get_model_version(name, version)
-        with self._session(sql) as session:
-            # The version and its tags; MLflow's get_model_version also reads the registered
-            # model and its aliases to fill ``aliases``, which a footprint never reads.
-            return sql._get_sql_model_version(session, name, version, eager=True).to_mlflow_entity()
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
-        return self.registry_store.get_model_version_by_alias(name, alias)
-
-    def model_and_version(self, name: str, version: str) -> tuple[dict[str, str], Any | None]:
-        """The registered model's tags and the version, None when the version does not exist.
-
-        MLflow's RESOURCE_DOES_NOT_EXIST when the registered model does not exist. With MLflow's
-        SQLAlchemy registry this is one statement (the gate's first read of every promotion).
-        """
-        if fast_registry(self.registry_store):
-            with self._session(self.registry_store) as session:
-                if self._sessions is not None and self._one_database():
-                    # Inside reading() (the gate): the version's source run in the same statement,
-                    # one read of the database per promotion (on SQLite, one shared-lock window).
-                    tags, view, run = read_model_version_and_run(
-                        self.registry_store, session, name, str(version), _RUN_LATEST, _CUMULATIVE
-                    )
-                    if run is not None:
-                        self._runs[run.info.run_id] = run
-                    return tags, view
-                return read_model_and_version(self.registry_store, session, name, str(version))
-        tags = self.registered_model_tags(name)
-        try:
-            return tags, self.get_model_version(name, str(version))
-        except Exception as exc:
-            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-                return tags, None
-            raise
-
-    def get_registered_model(self, name: str) -> Any:
-        return self.registry_store.get_registered_model(name)
-
-    def registered_model_tags(self, name: str) -> dict[str, str]:
-        sql = _sql_registry_store(self.registry_store)
-        if sql is None:
-            return dict(self.registry_store.get_registered_model(name).tags or {})
-        with self._session(sql) as session:
-            # The model row (RESOURCE_DOES_NOT_EXIST when absent) and its tags: two small
-            # queries instead of get_registered_model's five (aliases, latest versions, ...).
-            model = sql._get_registered_model(session, name)
-            return {tag.key: tag.value for tag in model.registered_model_tags}
-
-    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        if not tags:
-            return
-        sql = _sql_registry_store(self.registry_store)
-        if sql is not None:
-            _sql_set_model_version_tags(sql, name, version, tags)
-            return
-        from mlflow.entities.model_registry import ModelVersionTag
-
-        for key, value in tags.items():
-            tag = ModelVersionTag(key, value)
-            _retry_on_conflict(lambda tag=tag: self.registry_store.set_model_version_tag(name, version, tag))
-
-
-class ClientBackend:
-    """Reads through an ``MlflowClient`` (a script, CI, or a test)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def get_run(self, run_id: str) -> Any:
-        return self.client.get_run(run_id)
-
-    def metric_history(self, run_id: str, key: str) -> list[float]:
-        return [m.value for m in self.client.get_metric_history(run_id, key)]
-
-    def metric_maxima(self, run_id: str, keys: Iterable[str]) -> dict[str, float]:
-        return _maxima_from_histories(self, run_id, keys)
-
-    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Any]:
-        c = self.client
-
-        def search(ids: Any, flt: str, view: Any, n: int, order: Any, token: Any) -> Any:
-            return c.search_runs(ids, flt, view, n, order, token)
-
-        return _all_child_runs(search, experiment_id, parent_run_id)
-
-    def get_logged_model(self, model_id: str) -> Any:
-        return self.client.get_logged_model(model_id)
-
-    def get_model_version(self, name: str, version: str) -> Any:
-        return self.client.get_model_version(name, version)
-
-    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
-        return self.client.get_model_version_by_alias(name, alias)
-
-    def get_registered_model(self, name: str) -> Any:
-        return self.client.get_registered_model(name)
-
-    def registered_model_tags(self, name: str) -> dict[str, str]:
-        return dict(self.client.get_registered_model(name).tags or {})
-
-    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_model_version_tag(name, version, key, value)
 
 
 @dataclass(frozen=True)
@@ -540,7 +162,7 @@ class Footprint:
         }
 
 
-def _metric(metrics: Mapping[str, float], key: str) -> float | None:
+def _metric(metrics: Mapping[str, float | None], key: str) -> float | None:
     value = metrics.get(key)
     if value is None:
         return None
@@ -548,26 +170,38 @@ def _metric(metrics: Mapping[str, float], key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-# Cumulative metrics never decrease, so their maximum over the history is the run's total. Reading
-# the maximum (not the latest value) means logging a small value at a later step cannot shrink a
-# run's footprint after the fact.
+# Every figure is read at its worst over the run's whole history, so that no later write can
+# improve it: cumulative totals never decrease, so their maximum is the run's total, and a small
+# value logged at a later step cannot shrink the footprint; accuracy per kg is read at its
+# minimum, so a large value logged later cannot lift a version over a min_accuracy_per_kg floor.
 _CUMULATIVE = (
     schema.CUM_TOTAL_CO2EQ_KG,
     schema.CUM_CO2EQ_KG,
     schema.CUM_ENERGY_KWH,
     schema.CUM_EMBODIED_KG,
-    schema.CUM_CO2EQ_MARKET_KG,
+    schema.CUM_CO2EQ_MARKET_KG,  # issue 19
 )
-# The latest values a footprint reads from a run (the SQL reads fetch only these).
-_RUN_LATEST = (*_CUMULATIVE, schema.ACCURACY_PER_KG)
+_AT_MINIMUM = (schema.ACCURACY_PER_KG,)
+_RUN_LATEST = (*_CUMULATIVE, *_AT_MINIMUM)
+
+
+def _worst(backend: Backend, run_id: str, key: str) -> float | None:
+    history = backend.metric_history(run_id, key)
+    if key in _AT_MINIMUM and any(math.isnan(v) or v == -math.inf for v in history):
+        return None  # an unknown value in the history: the worst is unknown
+    values = [v for v in history if math.isfinite(v)]
+    if not values:
+        return None
+    return min(values) if key in _AT_MINIMUM else max(values)
 
 
 def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFootprint:
-    metrics = dict(run.data.metrics)
+    """One run's figures; with ``backend``, each read at its worst over the run's history."""
+    metrics: dict[str, float | None] = dict(run.data.metrics)
     if backend is not None:
-        present = [key for key in _CUMULATIVE if key in metrics]
-        if present:
-            metrics.update(backend.metric_maxima(run.info.run_id, present))
+        for key in _RUN_LATEST:
+            if key in metrics:
+                metrics[key] = _worst(backend, run.info.run_id, key)
     tags = run.data.tags
     methods = {
         component: tags[tag]
@@ -604,18 +238,25 @@ def _run_id_from_runs_uri(source: str) -> str | None:
     return None
 
 
-def resolve_source_run(
-    backend: Backend, source: str | None, run_id: str | None
-) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
-    """``(run_id, copy chain, notes)`` for a version's ``source``/``run_id`` pair.
+class _Missing(Exception):
+    """A referent of the footprint (copied-from version, logged model) that does not exist."""
 
-    ``models:/name/version`` (copy_model_version) follows the source version; ``models:/m-<id>``
-    (an MLflow 3 logged model) uses the logged model's ``source_run_id``, whatever ``run_id`` a
-    client sent alongside it. Otherwise the version's ``run_id`` is its source run, and a
-    ``runs:/<id>/...`` source only names the run when ``run_id`` is empty: the MLflow server
-    refuses a ``runs:/`` source whose run differs from ``run_id``, so the two only disagree in
-    versions written straight into a store, where ``run_id`` is the recorded lineage.
-    """
+
+def _lookup(what: str, read: Any, *args: str) -> Any:
+    try:
+        return read(*args)
+    except Exception as exc:
+        if _not_found(exc):
+            raise _Missing(f"{what} does not exist (any more), so the footprint is unknown") from None
+        raise
+
+
+def _resolve(
+    backend: Backend, source: str | None, run_id: str | None
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...], Footprint | None]:
+    """``(run_id, copy chain, notes, frozen)``; ``frozen`` is the copied-from version's frozen
+    record when it has a final one (the copy's footprint is its source's). :class:`_Missing`
+    when a referent along the way does not exist."""
     chain: list[str] = []
     notes: list[str] = []
     seen: set[str] = set()
@@ -626,20 +267,33 @@ def resolve_source_run(
             if "/" in target or "@" in target:
                 if "@" in target and "/" not in target:
                     name, alias = target.split("@", 1)
-                    mv = backend.get_model_version_by_alias(name, alias)
+                    mv = _lookup(
+                        f"copied-from model {name}@{alias}",
+                        backend.get_model_version_by_alias,
+                        name,
+                        alias,
+                    )
                 else:
                     name, version = target.rsplit("/", 1)
-                    mv = backend.get_model_version(name, version)
+                    mv = _lookup(
+                        f"copied-from model version {name}/{version}",
+                        backend.get_model_version,
+                        name,
+                        version,
+                    )
                 ref = f"{mv.name}/{mv.version}"
                 if ref in seen:
                     notes.append(f"copy chain loops at models:/{ref}")
-                    return None, tuple(chain), tuple(notes)
+                    return None, tuple(chain), tuple(notes), None
                 seen.add(ref)
                 chain.append(ref)
+                frozen = frozen_footprint(dict(mv.tags or {}))
+                if frozen is not None:
+                    return frozen.source_run_id, tuple(chain), tuple(notes), frozen
                 source, run_id = mv.source, mv.run_id
                 continue
             if target:
-                logged = backend.get_logged_model(target)
+                logged = _lookup(f"logged model {target}", backend.get_logged_model, target)
                 logged_run = getattr(logged, "source_run_id", None)
                 if logged_run:
                     if run_id and run_id != logged_run:
@@ -647,16 +301,36 @@ def resolve_source_run(
                             f"run_id {run_id} differs from logged model {target}'s source run "
                             f"{logged_run}; the logged model's run is used"
                         )
-                    return logged_run, tuple(chain), tuple(notes)
-            return run_id or None, tuple(chain), tuple(notes)
+                    return logged_run, tuple(chain), tuple(notes), None
+            return run_id or None, tuple(chain), tuple(notes), None
         if run_id:
             from_uri = _run_id_from_runs_uri(source)
             if from_uri and from_uri != run_id:
                 notes.append(f"source {source} names run {from_uri}; the version's run_id {run_id} is used")
-            return run_id, tuple(chain), tuple(notes)
-        return _run_id_from_runs_uri(source), tuple(chain), tuple(notes)
+            return run_id, tuple(chain), tuple(notes), None
+        return _run_id_from_runs_uri(source), tuple(chain), tuple(notes), None
     notes.append(f"copy chain longer than {_MAX_COPY_DEPTH} versions")
-    return None, tuple(chain), tuple(notes)
+    return None, tuple(chain), tuple(notes), None
+
+
+def resolve_source_run(
+    backend: Backend, source: str | None, run_id: str | None
+) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """``(run_id, copy chain, notes)`` for a version's ``source``/``run_id`` pair.
+
+    ``models:/name/version`` (copy_model_version) follows the source version; ``models:/m-<id>``
+    (an MLflow 3 logged model) uses the logged model's ``source_run_id``, whatever ``run_id`` a
+    client sent alongside it. Otherwise the version's ``run_id`` is its source run, and a
+    ``runs:/<id>/...`` source only names the run when ``run_id`` is empty: the MLflow server
+    refuses a ``runs:/`` source whose run differs from ``run_id``, so the two only disagree in
+    versions written straight into a store, where ``run_id`` is the recorded lineage. A referent
+    that does not exist gives no run and a note that says which.
+    """
+    try:
+        resolved, chain, notes, _ = _resolve(backend, source, run_id)
+    except _Missing as missing:
+        return None, (), (str(missing),)
+    return resolved, chain, notes
 
 
 def _lineage_ids(tags: Mapping[str, str]) -> list[str]:
@@ -746,9 +420,18 @@ def model_version_footprint(
     *,
     include_lineage: bool = False,
     model_version: Any = None,
+    use_record: bool = True,
 ) -> Footprint:
-    """The footprint of registered model ``name`` version ``version``."""
+    """The footprint of registered model ``name`` version ``version``.
+
+    Its final frozen record (``green.gate.footprint``) when it has one and ``use_record``;
+    otherwise computed now from its source, every figure at its worst over the history.
+    """
     mv = model_version if model_version is not None else backend.get_model_version(name, str(version))
+    if use_record:
+        frozen = frozen_footprint(dict(mv.tags or {}))
+        if frozen is not None:
+            return frozen
     return footprint_of_source(
         backend,
         mv.source,
@@ -773,7 +456,19 @@ def footprint_of_source(
     if model_id and not src.lower().startswith(("models:/", "runs:/")):
         # A version registered from an artifact location plus its MLflow 3 logged model id.
         source = f"models:/{model_id}"
-    resolved, chain, notes = resolve_source_run(backend, source, run_id)
+    try:
+        resolved, chain, notes, frozen = _resolve(backend, source, run_id)
+    except _Missing as missing:
+        # Fail closed: a referent that disappeared is a failed check, never "unknown, let it pass".
+        return Footprint((), None, (), (str(missing),), ())
+    if frozen is not None:
+        return Footprint(
+            frozen.runs,
+            frozen.source_run_id,
+            (*chain, *frozen.copied_from),
+            frozen.missing,
+            (*notes, *frozen.notes),
+        )
     extra = _lineage_ids(version_tags or {}) if include_lineage else []
     return footprint_of_run(
         backend,
@@ -783,3 +478,95 @@ def footprint_of_source(
         copied_from=chain,
         notes=notes,
     )
+
+
+# -- the frozen record -----------------------------------------------------------------------
+# A version's footprint, computed once by the gated server when the version is created (or when
+# its source run ends) and kept on the version as ``green.gate.footprint``: a tag no client may
+# write through the gated server. Promotions judge this record, so later deletions, edits and
+# metric writes cannot move it. ``final`` is false while the source run was still running.
+_RECORD_VERSION = 1
+_MAX_RECORD = 90_000
+
+
+def footprint_from_dict(data: Mapping[str, Any]) -> Footprint:
+    """The :class:`Footprint` that :meth:`Footprint.to_dict` wrote."""
+    runs = tuple(
+        RunFootprint(
+            run_id=str(r["run_id"]),
+            role=str(r["role"]),
+            total_co2eq_kg=r.get("total_co2eq_kg"),
+            co2eq_kg=r.get("co2eq_kg"),
+            energy_kwh=r.get("energy_kwh"),
+            embodied_kg=r.get("embodied_kg"),
+            accuracy_per_kg=r.get("accuracy_per_kg"),
+            status=r.get("status"),
+            methods=dict(r.get("methods") or {}),
+        )
+        for r in data.get("runs", [])
+    )
+    return Footprint(
+        runs,
+        data.get("source_run_id"),
+        tuple(data.get("copied_from", [])),
+        tuple(data.get("missing", [])),
+        tuple(data.get("notes", [])),
+    )
+
+
+def _compacted(fp: Footprint) -> Footprint:
+    """``fp`` with every run but the source summed into one: a record that fits in a tag."""
+    others = [r for r in fp.runs if r.role != "source"]
+    if not others:
+        return fp
+
+    def total(attr: str) -> float | None:
+        values = [getattr(r, attr) for r in others if getattr(r, attr) is not None]
+        return math.fsum(values) if values else None
+
+    methods = {"summary": "simulated"} if any(r.simulated for r in others) else {}
+    degraded = next((r.status for r in others if r.degraded), None)
+    summary = RunFootprint(
+        run_id=f"{len(others)} lineage runs",
+        role="lineage",
+        total_co2eq_kg=total("total_co2eq_kg"),
+        co2eq_kg=total("co2eq_kg"),
+        energy_kwh=total("energy_kwh"),
+        embodied_kg=total("embodied_kg"),
+        accuracy_per_kg=None,
+        status=degraded,
+        methods=methods,
+    )
+    source = [r for r in fp.runs if r.role == "source"]
+    return Footprint((*source, summary), fp.source_run_id, fp.copied_from, fp.missing[:20], fp.notes[:20])
+
+
+def encode_record(fp: Footprint, *, final: bool, frozen_at: str) -> str:
+    """The ``green.gate.footprint`` tag value for ``fp``."""
+    body = {"v": _RECORD_VERSION, "final": final, "frozen_at": frozen_at, "footprint": fp.to_dict()}
+    text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    if len(text) > _MAX_RECORD:
+        body["footprint"] = _compacted(fp).to_dict()
+        text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+    return text
+
+
+def decode_record(value: str | None) -> tuple[Footprint, bool] | None:
+    """``(footprint, final)`` from a ``green.gate.footprint`` value; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        body = json.loads(value)
+        if body.get("v") != _RECORD_VERSION:
+            return None
+        return footprint_from_dict(body["footprint"]), bool(body.get("final"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def frozen_footprint(version_tags: Mapping[str, str]) -> Footprint | None:
+    """The version's final frozen footprint, None when it has none (yet)."""
+    record = decode_record(version_tags.get(schema.GATE_FOOTPRINT))
+    if record is None or not record[1]:
+        return None
+    return record[0]

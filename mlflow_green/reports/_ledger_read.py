@@ -1,11 +1,14 @@
 """The ledger's reads: runs, tags and every per-epoch ledger metric point.
 
-On MLflow's plain SQLAlchemy tracking store (``tracking._mlflow_compat.fast_tracking``) three statements
-built from MLflow's own table objects: the experiments' runs (every lifecycle stage), their
-tags, and every point of the ledger keys; ``search_runs`` would also load each run's params and
-latest metrics through the ORM, which costs more than the ledger itself. Any other store (a REST
-server, a workspace-aware store) goes through MLflow's client API: a ``search_runs`` walk over
-all lifecycle stages, then ``get_metric_history`` per run and key.
+On MLflow's own SQLAlchemy tracking store (not a subclass that scopes runs, e.g. by workspace)
+three read-only statements built from MLflow's table objects: the experiments' runs (every
+lifecycle stage), their tags, and every point of the ledger keys. MLflow's public API has no
+bulk read of metric histories: ``get_metric_history`` per run and key is about 40x slower than
+``search_runs`` on 10,000 runs, and ``search_runs`` itself loads every run's params and latest
+metrics through the ORM (``benchmarks/ledger_scale.py`` measures both). The table objects are
+MLflow internals, imported lazily; where they are missing or the store is anything else (a REST
+server, a customised store), the ledger reads through MLflow's client API: a ``search_runs``
+walk over all lifecycle stages, then ``get_metric_history`` per run and key.
 """
 
 from __future__ import annotations
@@ -85,15 +88,27 @@ def _green_runs(
     return out
 
 
+def _plain_sql_store(store: Any) -> bool:
+    """MLflow's own SQLAlchemy tracking store, with its run queries not overridden."""
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:  # pragma: no cover - MLflow without its SQL extras
+        return False
+    hooks = ("_get_query", "_validate_run_accessible", "search_runs")
+    return (
+        isinstance(store, SqlAlchemyStore)
+        and hasattr(store, "ManagedSessionMaker")
+        and all(getattr(type(store), h, None) is getattr(SqlAlchemyStore, h, None) for h in hooks)
+    )
+
+
 def _sql_points(store: Any, experiment_ids: Sequence[str]) -> dict[str, list[Point]] | None:
     """Every ledger metric point of the experiments in one statement (plain SQL stores).
 
     Not cut to ``--since``/``--until`` here: a run outside the range may still carry the lineage
     (parent tag) that ``--by model`` needs; the bounds are applied per epoch afterwards.
     """
-    from mlflow_green.tracking._mlflow_compat import fast_tracking
-
-    if not fast_tracking(store):
+    if not _plain_sql_store(store):
         return None
     import sqlalchemy as sa
 

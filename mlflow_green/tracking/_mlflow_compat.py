@@ -23,10 +23,8 @@ __all__ = [
     "PRIVATE_NAMES",
     "MissingMlflowName",
     "active_experiment_id",
-    "fast_tracking",
     "host_creds",
     "http_request",
-    "plain_sql_store",
     "pop_active_run",
     "register_post_import_hook",
     "require",
@@ -41,7 +39,6 @@ PRIVATE_NAMES: dict[str, tuple[str, str]] = {
     "active_experiment_id": ("mlflow.tracking.fluent", "_active_experiment_id"),
     "resolve_tags": ("mlflow.tracking.context.registry", "resolve_tags"),
     "register_post_import_hook": ("mlflow.utils.import_hooks", "register_post_import_hook"),
-    "SqlAlchemyStore": ("mlflow.store.tracking.sqlalchemy_store", "SqlAlchemyStore"),
 }
 
 
@@ -100,23 +97,3 @@ def resolve_context_tags(tags: dict[str, str]) -> dict[str, str]:
 def register_post_import_hook(hook: Any, module_name: str) -> None:
     """Call ``hook(module)`` when ``module_name`` is imported (now, if it already is)."""
     require("register_post_import_hook")(hook, module_name)
-
-
-def plain_sql_store(store: Any, base: type | None, hooks: tuple[str, ...]) -> bool:
-    """``store`` is MLflow's SQLAlchemy store ``base`` with none of ``hooks`` overridden (a
-    hook this MLflow release does not have counts as not overridden)."""
-    return (
-        base is not None
-        and isinstance(store, base)
-        and hasattr(store, "ManagedSessionMaker")
-        and all(getattr(type(store), hook, None) is getattr(base, hook, None) for hook in hooks)
-    )
-
-
-def fast_tracking(store: Any) -> bool:
-    """True for MLflow's plain SQLAlchemy tracking store (no workspace scoping of runs)."""
-    try:
-        base = require("SqlAlchemyStore")
-    except MissingMlflowName:  # pragma: no cover - MLflow without its SQL extras
-        return False
-    return plain_sql_store(store, base, ("_get_query", "_validate_run_accessible"))

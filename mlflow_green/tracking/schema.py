@@ -107,6 +107,12 @@ GATE_CHECKED_AT = "green.gate.checked_at"
 GATE_REASONS = "green.gate.reasons"
 # The targets (aliases or stages) this evidence was established for, comma-separated.
 GATE_SCOPE = "green.gate.scope"
+# The version's footprint frozen by the gated server (JSON): computed once when the version is
+# created or its source run ends; promotions judge it (docs/gate.md).
+GATE_FOOTPRINT = "green.gate.footprint"
+# On a registered model: the strictest value each budget tag ever had, kept by the gated server
+# (green.gate.strictest.<key after green.budget.>).
+GATE_STRICTEST_PREFIX = "green.gate.strictest."
 
 # Set on a run created after the fact from a journal (the tracking server was down at start):
 # the journal's id, so that a second creation attempt finds the run instead of making another.

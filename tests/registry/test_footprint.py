@@ -139,60 +139,19 @@ def test_run_id_decides_and_runs_uri_is_the_fallback(
         assert any(note.format(**fill) in n for n in f.notes)
 
 
-# -- server-store fast paths and their generic fallbacks --------------------------------------
-
-
-class _PlainStore:
-    """Delegates to a store without being one of MLflow's SQLAlchemy stores: the generic path."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-
-def _orm_only(store: Any) -> Any:
-    """The same SQLAlchemy store with its query method overridden, as workspace-aware stores do:
-    the gate's single-statement reads step aside and MLflow's ORM reads are used."""
-    import copy
-
-    base = type(store)
-
-    def _get_query(self: Any, session: Any, model: Any) -> Any:
-        return base._get_query(self, session, model)
-
-    clone = copy.copy(store)
-    clone.__class__ = type(f"OrmOnly{base.__name__}", (base,), {"_get_query": _get_query})
-    return clone
+# -- the client and the server-store backends ---------------------------------------------------
 
 
 def _backend(client: Any, kind: str) -> Any:
     from mlflow_green.registry.footprint import StoreBackend
 
-    tracking = client._tracking_client.store
-    registry = client._get_registry_client().store
     if kind == "client":
         return ClientBackend(client)
-    if kind == "store-sql":
-        return StoreBackend(tracking, registry)
-    if kind == "store-orm":
-        return StoreBackend(_orm_only(tracking), _orm_only(registry))
-    return StoreBackend(_PlainStore(tracking), _PlainStore(registry))
+    return StoreBackend(client._tracking_client.store, client._get_registry_client().store)
 
 
-BACKENDS = ["client", "store-sql", "store-orm", "store-generic"]
-STORE_BACKENDS = ["store-sql", "store-orm", "store-generic"]
-
-
-def test_the_single_statement_reads_apply_to_plain_sql_stores_only(client: Any) -> None:
-    from mlflow_green.registry._sql import fast_registry, fast_tracking
-
-    tracking = client._tracking_client.store
-    registry = client._get_registry_client().store
-    assert fast_tracking(tracking) and fast_registry(registry)
-    assert not fast_tracking(_orm_only(tracking)) and not fast_registry(_orm_only(registry))
-    assert not fast_tracking(_PlainStore(tracking)) and not fast_registry(_PlainStore(registry))
+BACKENDS = ["client", "store"]
+STORE_BACKENDS = ["store"]
 
 
 @pytest.mark.parametrize("kind", STORE_BACKENDS)
@@ -271,27 +230,6 @@ def test_evidence_tags_are_written_and_overwritten(client: Any, experiment_id: s
     assert client.get_model_version(name, v).tags == {**tags, "note": "kept"}
 
 
-def test_evidence_tags_are_one_transaction_on_a_sql_store(client: Any, experiment_id: str) -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    name = unique("m")
-    v = register(client, name, log_green_run(client, experiment_id, 1.0))
-    backend = _backend(client, "store-sql")
-    commits: list[object] = []
-
-    def on_commit(conn: Any) -> None:
-        commits.append(conn)
-
-    event.listen(Engine, "commit", on_commit)
-    try:
-        backend.set_model_version_tags(name, v, {f"green.gate.k{i}": str(i) for i in range(6)})
-    finally:
-        event.remove(Engine, "commit", on_commit)
-    assert len(commits) == 1
-    assert client.get_model_version(name, v).tags == {f"green.gate.k{i}": str(i) for i in range(6)}
-
-
 @pytest.mark.parametrize("kind", STORE_BACKENDS)
 def test_evidence_on_a_missing_version_raises_and_writes_nothing(client: Any, experiment_id: str, kind: str) -> None:
     from mlflow.exceptions import MlflowException
@@ -302,17 +240,6 @@ def test_evidence_on_a_missing_version_raises_and_writes_nothing(client: Any, ex
     with pytest.raises(MlflowException) as info:
         backend.set_model_version_tags(name, "7", {"green.gate.verdict": "pass"})
     assert info.value.error_code == "RESOURCE_DOES_NOT_EXIST"
-
-
-def test_an_invalid_evidence_tag_writes_none_of_them(client: Any, experiment_id: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    name = unique("m")
-    v = register(client, name, log_green_run(client, experiment_id, 1.0))
-    backend = _backend(client, "store-sql")
-    with pytest.raises(MlflowException):
-        backend.set_model_version_tags(name, v, {"green.gate.verdict": "pass", "x" * 300: "too long a key"})
-    assert "green.gate.verdict" not in client.get_model_version(name, v).tags
 
 
 @pytest.mark.parametrize("kind", STORE_BACKENDS)

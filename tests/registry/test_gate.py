@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,28 +146,13 @@ def _gate_reads(
     client: Any,
     policy: Policy,
     body: dict[str, Any],
-    statements: list[str] | None = None,
 ) -> tuple[Any, list[str]]:
-    """One alias set through the gate: the response and the backend calls it made (and, given
-    ``statements``, every SQL statement executed meanwhile is appended to it)."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        assert statements is not None
-        statements.append(statement)
-
+    """One alias set through the gate: the response and the backend calls it made."""
     backend = _CountingBackend(client)
     monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
     flask_app = _routed_app(f"gate-reads-{body['name']}")
     Gate(policy).install(flask_app)
-    if statements is not None:
-        event.listen(Engine, "before_cursor_execute", on_execute)
-    try:
-        resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
-    finally:
-        if statements is not None:
-            event.remove(Engine, "before_cursor_execute", on_execute)
+    resp = flask_app.test_client().post("/api/2.0/mlflow/registered-models/alias", json=body)
     return resp, backend.calls
 
 
@@ -180,17 +166,24 @@ def _budgeted_version(client: Any, experiment_id: str) -> tuple[str, str]:
     return name, v
 
 
-def test_a_gated_alias_set_reads_each_entity_once_and_writes_once(
+def test_a_version_without_a_record_is_frozen_on_its_first_promotion_then_judged_by_it(
     client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A version made before the gate froze records (here: registered straight in the store):
+    its first promotion computes its footprint, worst over the history, and freezes it; the
+    next promotion judges the record and reads no run at all."""
     name, v = _budgeted_version(client, experiment_id)
+    assert "green.gate.footprint" not in client.get_model_version(name, v).tags
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "champion", "version": v})
     assert resp.get_data(as_text=True) == HANDLER_RAN
-    assert sorted(calls) == sorted(
-        ["reading", "model_and_version", "get_run", "metric_maxima", "set_model_version_tags"]
-    )
+    assert "get_run" in calls and "metric_history" in calls
     tags = client.get_model_version(name, v).tags
     assert tags["green.gate.verdict"] == "pass" and tags["green.gate.scope"] == "champion"
+    record = json.loads(tags["green.gate.footprint"])
+    assert record["final"] is True and record["footprint"]["total_co2eq_kg"] == pytest.approx(0.5)
+    resp, calls = _gate_reads(monkeypatch, client, Policy(), {"name": name, "alias": "prod", "version": v})
+    assert resp.get_data(as_text=True) == HANDLER_RAN
+    assert "get_run" not in calls and "metric_history" not in calls
 
 
 def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
@@ -215,38 +208,19 @@ def test_a_repeated_promotion_with_unchanged_evidence_writes_nothing(
     for alias in ("champion", "prod"):
         resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": alias})
         assert "set_model_version_tags" not in calls
-    # ... and a changed figure (more emissions logged by the run since) replaces the evidence.
+    # ... and a metric logged on the finished run afterwards moves nothing: the record is frozen.
     run_id = client.get_model_version(name, v).run_id
-    client.log_metric(run_id, "green/cum_total_co2eq_kg", 0.75, step=50)
+    client.log_metric(run_id, "green/cum_total_co2eq_kg", 0.01, step=50)
     resp, calls = _gate_reads(monkeypatch, client, Policy(), {**body, "alias": "prod"})
-    assert "set_model_version_tags" in calls
-    tags = client.get_model_version(name, v).tags
-    assert float(tags["green.gate.total_co2eq_kg"]) == pytest.approx(0.75)
-    assert tags["green.gate.scope"] == "prod"
-
-
-def test_a_gated_alias_set_costs_one_sql_statement_after_the_session_set_up(
-    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Model, tags, version and run in one statement on one connection (a budgeted promotion
-    whose evidence is already on the version writes nothing)."""
-    name, v = _budgeted_version(client, experiment_id)
-    body = {"name": name, "alias": "champion", "version": v}
-    _gate_reads(monkeypatch, client, Policy(), body)  # writes the evidence once
-    statements: list[str] = []
-    resp, _ = _gate_reads(monkeypatch, client, Policy(), body, statements)
-    assert resp.get_data(as_text=True) == HANDLER_RAN
-    queries = [s for s in statements if not s.lstrip().upper().startswith(("PRAGMA", "SELECT 1"))]
-    assert len(queries) == 1, statements
-    assert all("UNION ALL" in q for q in queries)
-    assert not any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")) for s in statements)
+    assert "set_model_version_tags" not in calls
+    assert float(client.get_model_version(name, v).tags["green.gate.total_co2eq_kg"]) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
     ("policy_doc", "model_tags", "alias", "expect_calls"),
     [
         # No budget tag and no policy budget: only the model's tags are read.
-        (None, {}, "champion", ["reading", "model_and_version"]),
+        (None, {}, "champion", ["get_registered_model"]),
         # An alias the policy does not gate: nothing is read at all.
         ({"defaults": {"gated_aliases": ["champion"]}}, {"green.budget.total_co2eq_kg": "1"}, "canary", []),
     ],
@@ -270,23 +244,3 @@ def test_ungated_requests_skip_the_evaluation(
     assert resp.get_data(as_text=True) == HANDLER_RAN
     assert calls == expect_calls
     assert not any(k.startswith("green.gate.") for k in client.get_model_version(name, v).tags)
-
-
-def test_promotion_locks_are_per_model_and_target_and_are_dropped_when_free() -> None:
-    import threading
-
-    from mlflow_green.registry._gate import _KeyedLocks
-
-    locks = _KeyedLocks()
-    assert locks.acquire(("m", "alias:champion"), 1)
-    assert locks.acquire(("m", "alias:staging"), 1)  # another target: not serialised
-    assert not locks.acquire(("m", "alias:champion"), 0.05)  # the same one waits, here in vain
-    got: list[bool] = []
-    waiter = threading.Thread(target=lambda: got.append(locks.acquire(("m", "alias:champion"), 10)))
-    waiter.start()
-    locks.release(("m", "alias:champion"))
-    waiter.join(10)
-    assert got == [True]
-    locks.release(("m", "alias:champion"))
-    locks.release(("m", "alias:staging"))
-    assert locks._locks == {}

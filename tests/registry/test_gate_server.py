@@ -183,14 +183,11 @@ def test_client_sees_the_message_with_budget_and_figure(primary: Gated) -> None:
 
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_stage_transitions(gated: Gated, prefix: str) -> None:
-    name, (good, over) = gated.model(
-        {"green.budget.energy_kwh": "10", "green.budget.production.energy_kwh": "4"}, 1.0, 1.0,
-    )
+    name, (good,) = gated.model({"green.budget.energy_kwh": "10", "green.budget.production.energy_kwh": "4"}, 1.0)
     gated.client.set_model_version_tag(name, good, "note", "x")
     url = f"{prefix}/model-versions/transition-stage"
-    # both runs log energy 2.5 kWh (helper default: 2.5 x total); raise one version's energy
-    over_run = gated.client.get_model_version(name, over).run_id
-    gated.client.log_metric(over_run, schema.CUM_ENERGY_KWH, 6.0, step=3)
+    # the good run logs energy 2.5 kWh (helper default: 2.5 x total), the other 6 kWh
+    over = register(gated.client, name, log_green_run(gated.client, gated.experiment_id, 1.0, energy_kwh=6.0))
     _denied(gated.post(url, {"name": name, "version": over, "stage": "Production", "archive_existing_versions": False}), "energy_kwh", "6 kWh")
     _denied(gated.post(url, {"name": name, "version": over, "stage": "production", "archive_existing_versions": False}), "energy_kwh")
     assert gated.post(url, {"name": name, "version": over, "stage": "Staging", "archive_existing_versions": False}).status_code == 200
@@ -249,7 +246,14 @@ def test_budgets_may_tighten_but_not_loosen(primary: Gated) -> None:
 
 @pytest.mark.parametrize("bad", ["50kg", "-1", "nan", ""])
 def test_malformed_budget_refuses_promotion_naming_the_tag(primary: Gated, bad: str) -> None:
-    name, (v,) = primary.model({"green.budget.champion.total_co2eq_kg": bad}, 0.1)
+    from mlflow import MlflowClient
+
+    key = "green.budget.champion.total_co2eq_kg"
+    # Refused at creation, as at set-tag ...
+    _denied(primary.post("/api/2.0/mlflow/registered-models/create", {"name": unique("m"), "tags": [{"key": key, "value": bad}]}), key, "not a budget")
+    # ... and one planted before the gate validated creations (straight in the store) fails every promotion.
+    name, (v,) = primary.model({}, 0.1)
+    MlflowClient(tracking_uri=primary.server.backend_uri, registry_uri=primary.server.backend_uri).set_registered_model_tag(name, key, bad)
     resp = primary.post("/api/2.0/mlflow/registered-models/alias", {"name": name, "alias": "champion", "version": v})
     _denied(resp, "green.budget.champion.total_co2eq_kg", "malformed")
 
@@ -273,7 +277,10 @@ def test_rename_out_of_a_policy_rule_and_gate_create_all(primary: Gated) -> None
     name, _ = primary.model({"green.budget.total_co2eq_kg": "2"}, 3.0, prefix="pol")
     _denied(primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": "escaped-" + name}), "renaming")
     same_rule = "pol-renamed-" + name
-    assert primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": same_rule}).status_code == 200
+    # Any rename of a budgeted model frees its name (recreated without budgets): loosening.
+    _denied(primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": same_rule}), "renaming", "override")
+    override = {"X-MLflow-Green-Override": ADMIN_TOKEN, "X-MLflow-Green-Override-Reason": "reorg"}
+    assert primary.post("/api/2.0/mlflow/registered-models/rename", {"name": name, "new_name": same_rule}, override).status_code == 200
     # gate_create: all checks every new version against the model-wide budgets
     strict = unique("all")
     primary.client.create_registered_model(strict, tags={"green.budget.total_co2eq_kg": "2"})

@@ -51,6 +51,14 @@ class Gated:
         ]
         return name, versions
 
+    def planted(self, tags: dict[str, str], *totals: float) -> tuple[str, list[str]]:
+        """A model whose budget ``tags`` were written straight in the store (as by a release
+        before the gate validated them at creation), with one version per total."""
+        name, versions = self.model({}, *totals)
+        for key, value in tags.items():
+            self.store.set_registered_model_tag(name, key, value)
+        return name, versions
+
     def aliases(self, name: str) -> dict[str, str]:
         return {k: str(v) for k, v in self.store.get_registered_model(name).aliases.items()}
 
@@ -457,7 +465,12 @@ def test_malformed_budget_tag_is_never_a_pass(gated: Gated, value: str, tally: T
     from mlflow_green.registry import api
 
     tally.bad_input(f"budget tag {BUDGET_TAG}={value!r}")
-    name, (light,) = gated.model({BUDGET_TAG: value}, 0.01)  # well within any sane budget
+    fresh = f"bypass-{uuid.uuid4().hex[:8]}"
+    tally.bypass(f"registered-models/create planting {BUDGET_TAG}={value!r}")
+    resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/create", json={"name": fresh, "tags": [{"key": BUDGET_TAG, "value": value}]}, timeout=60)
+    assert resp.status_code == 403 and BUDGET_TAG in resp.json()["message"], resp.text
+    assert not gated.store.search_registered_models(f"name = '{fresh}'")
+    name, (light,) = gated.planted({BUDGET_TAG: value}, 0.01)  # well within any sane budget
     resp = requests.post(f"{gated.url}/api/2.0/mlflow/registered-models/alias", json={"name": name, "alias": "champion", "version": light}, timeout=60)
     assert resp.status_code == 403, resp.text
     assert BUDGET_TAG in resp.json()["message"]
@@ -470,7 +483,7 @@ def test_malformed_budget_tag_is_never_a_pass(gated: Gated, value: str, tally: T
 def test_malformed_budget_from_the_cli_is_exit_1(gated: Gated, tally: Tally) -> None:
     from tests.reliability._util import run_cli
 
-    name, (light,) = gated.model({BUDGET_TAG: "50kg"}, 0.01)
+    name, (light,) = gated.planted({BUDGET_TAG: "50kg"}, 0.01)
     tally.bad_input("mlflow-green check on a model whose budget is '50kg'")
     result = run_cli("check", "--model", name, "--version", light, "--alias", "champion", "--tracking-uri", gated.url)
     assert result.returncode == 1, str(result)
@@ -518,3 +531,232 @@ def test_malformed_request_is_never_5xx(
     resp = requests.post(gated.url + endpoint, data=data, headers={"Content-Type": "application/json"}, timeout=60)
     assert 400 <= resp.status_code < 500, f"{resp.status_code} {resp.text[:300]}"
     assert "champion" not in gated.aliases(name)
+
+
+# -- issue 15: the classes, against real servers with several worker processes -----------------
+# One server per database (SQLite, PostgreSQL), each with ``--workers 4``: the gate's state must
+# live in the database, not in one worker's memory.
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("sqlite", id="sqlite-4-workers"), pytest.param("postgresql", id="postgres-4-workers", marks=pytest.mark.postgres)],
+)
+def multi(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gated]:
+    from mlflow import MlflowClient
+
+    from tests._servers import create_postgres_database, drop_postgres_database, postgres_available
+
+    work = tmp_path_factory.mktemp(f"multi-{request.param}")
+    uri = None
+    if request.param == "postgresql":
+        if not postgres_available():
+            pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+        uri = create_postgres_database()
+    server = start_mlflow_server(
+        work, backend_uri=uri, app_name="green-gate", env={"MLFLOW_GREEN_ADMIN_TOKEN": ADMIN_TOKEN}, extra_args=["--workers", "4"]
+    )
+    client = MlflowClient(tracking_uri=server.url, registry_uri=server.url)
+    store = MlflowClient(tracking_uri=server.backend_uri, registry_uri=server.backend_uri)
+    try:
+        yield Gated(server, client, store, client.create_experiment(f"multi-{uuid.uuid4().hex[:6]}"))
+    finally:
+        server.kill()
+        if uri is not None:
+            drop_postgres_database(uri)
+
+
+def _alias_post(g: Gated, name: str, version: Any, alias: str = "champion", **kw: Any) -> requests.Response:
+    return requests.post(
+        f"{g.url}/api/2.0/mlflow/registered-models/alias", json={"name": name, "alias": alias, "version": version}, timeout=60, **kw
+    )
+
+
+@pytest.mark.parametrize("spelling", ["version", "alias"])
+def test_copy_whose_source_disappears_cannot_be_promoted(multi: Gated, spelling: str, tally: Tally) -> None:
+    """Class 1: the copy's footprint is frozen when it is created; deleting what it was copied
+    from (a version, or the version an alias named) does not turn the check into a 404 pass."""
+    c = multi.client
+    dev, (v,) = multi.model({}, 9.0)
+    c.set_registered_model_alias(dev, "best", v)
+    prod = f"bypass-{uuid.uuid4().hex[:8]}"
+    c.create_registered_model(prod)  # no budget yet: the copy enters freely
+    copy = str(c.copy_model_version(f"models:/{dev}/{v}" if spelling == "version" else f"models:/{dev}@best", prod).version)
+    assert schema.GATE_FOOTPRINT in multi.version_tags(prod, copy)
+    c.delete_registered_model(dev)
+    c.set_registered_model_tag(prod, BUDGET_TAG, "2")
+    tally.bypass(f"promote a copy (from a {spelling}) whose source model was deleted")
+    resp = _alias_post(multi, prod, copy)
+    assert resp.status_code == 403 and "9 kg CO2eq exceeds" in resp.json()["message"], resp.text
+    assert "champion" not in multi.aliases(prod)
+
+
+def test_logged_model_that_disappears_cannot_open_the_gate(multi: Gated, tally: Tally) -> None:
+    c = multi.client
+    run = log_green_run(c, multi.experiment_id, 9.0)
+    logged = c.create_logged_model(multi.experiment_id, source_run_id=run)
+    name = f"bypass-{uuid.uuid4().hex[:8]}"
+    c.create_registered_model(name)
+    v = str(c.create_model_version(name, f"models:/{logged.model_id}", run, model_id=logged.model_id).version)
+    c.delete_logged_model(logged.model_id)
+    c.set_registered_model_tag(name, BUDGET_TAG, "2")
+    tally.bypass("promote a version whose logged model was deleted")
+    resp = _alias_post(multi, name, v)
+    assert resp.status_code == 403, resp.text
+    assert "champion" not in multi.aliases(name)
+
+
+@pytest.mark.parametrize("field", ["run_uuid", "runUuid"])
+def test_evidence_relabel_through_the_run_uuid_alias(multi: Gated, field: str, tally: Tally) -> None:
+    """Class 2: ``runs/set-tag`` reads ``run_id`` or ``run_uuid``; so does the gate."""
+    name, (v,) = multi.model({BUDGET_TAG: "5"}, 1.0, method="simulated")
+    run = multi.store.get_model_version(name, v).run_id
+    tally.bypass(f"runs/set-tag with {field} relabelling green.method.gpu simulated -> counter")
+    resp = requests.post(f"{multi.url}/api/2.0/mlflow/runs/set-tag", json={field: run, "key": schema.TAG_METHOD_GPU, "value": "counter"}, timeout=60)
+    assert resp.status_code == 403, resp.text
+    assert multi.store.get_run(run).data.tags[schema.TAG_METHOD_GPU] == "simulated"
+    assert _alias_post(multi, name, v).status_code == 403
+
+
+def test_later_metric_writes_cannot_improve_a_figure(multi: Gated, tally: Tally) -> None:
+    """Class 3: accuracy per kg at its minimum, totals at their maximum, and frozen at run end."""
+    c = multi.client
+    name = f"bypass-{uuid.uuid4().hex[:8]}"
+    c.create_registered_model(name, tags={"green.budget.min_accuracy_per_kg": "50", BUDGET_TAG: "2"})
+    running = c.create_run(multi.experiment_id).info.run_id
+    c.log_metric(running, schema.CUM_TOTAL_CO2EQ_KG, 1.0, step=0)
+    c.log_metric(running, schema.ACCURACY_PER_KG, 0.9, step=0)
+    v = str(c.create_model_version(name, f"runs:/{running}/model", running).version)
+    c.log_metric(running, schema.ACCURACY_PER_KG, 1e9, step=7)
+    tally.bypass("a large accuracy_per_kg logged at a later step")
+    assert _alias_post(multi, name, v).status_code == 403
+    finished, (w,) = multi.model({BUDGET_TAG: "2"}, 3.0)
+    run = multi.store.get_model_version(finished, w).run_id
+    c.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 0.001, step=99)
+    tally.bypass("a small cumulative total logged after the run finished")
+    resp = _alias_post(multi, finished, w)
+    assert resp.status_code == 403 and "3 kg CO2eq exceeds" in resp.json()["message"], resp.text
+
+
+def test_a_version_registered_while_its_run_runs_is_frozen_when_the_run_ends(multi: Gated, tally: Tally) -> None:
+    """Class 1/3: the record of a version made from a running run is not final; when the run ends
+    (``runs/update``, as ``mlflow.end_run`` sends it) the gate freezes the final figures, and
+    metrics logged afterwards move nothing."""
+    import json as _json
+
+    c = multi.client
+    name = f"bypass-{uuid.uuid4().hex[:8]}"
+    c.create_registered_model(name, tags={BUDGET_TAG: "2"})
+    run = c.create_run(multi.experiment_id).info.run_id
+    c.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 1.0, step=0)
+    v = str(c.create_model_version(name, f"runs:/{run}/model", run).version)
+    assert _json.loads(multi.version_tags(name, v)[schema.GATE_FOOTPRINT])["final"] is False
+    c.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 3.0, step=1)
+    c.set_terminated(run)
+    record = _json.loads(multi.version_tags(name, v)[schema.GATE_FOOTPRINT])
+    assert record["final"] is True and record["footprint"]["total_co2eq_kg"] == pytest.approx(3.0)
+    multi.store.log_metric(run, schema.CUM_TOTAL_CO2EQ_KG, 0.001, step=2)
+    tally.bypass("a small total logged after the run ended, on a version registered while it ran")
+    resp = _alias_post(multi, name, v)
+    assert resp.status_code == 403 and "3 kg CO2eq exceeds" in resp.json()["message"], resp.text
+
+
+@pytest.mark.parametrize("operation", ["rename", "delete"])
+def test_budgeted_model_cannot_be_renamed_or_deleted_away(multi: Gated, operation: str, tally: Tally) -> None:
+    """Class 4: renaming or deleting a budgeted model (then recreating the name without budgets)
+    removes the budgets as surely as deleting the tags."""
+    name, _ = multi.model({BUDGET_TAG: "1"}, 0.5)
+    tally.bypass(f"{operation} a budgeted model")
+    if operation == "rename":
+        resp = requests.post(f"{multi.url}/api/2.0/mlflow/registered-models/rename", json={"name": name, "new_name": name + "-old"}, timeout=60)
+    else:
+        resp = requests.delete(f"{multi.url}/api/2.0/mlflow/registered-models/delete", json={"name": name}, timeout=60)
+    assert resp.status_code == 403 and "override" in resp.json()["message"], resp.text
+    assert multi.model_tags(name)[BUDGET_TAG] == "1"
+
+
+def test_racing_promotions_are_decided_by_the_database(multi: Gated, tally: Tally) -> None:
+    """Class 6: promotions of one model to one alias from many clients at once, across worker
+    processes: each is judged on its own figures, none answers 400/5xx for the race itself."""
+    name, (a, b, over) = multi.model({BUDGET_TAG: "2"}, 0.5, 1.0, 9.0)
+    results: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def promote(version: str) -> None:
+        resp = _alias_post(multi, name, version)
+        with lock:
+            results.append((version, resp.status_code))
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in [a, b, over] * 4]
+    tally.bypass("12 concurrent promotions to one alias across 4 workers", 12)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted({code for v, code in results if v != over}) == [200], results
+    assert {code for v, code in results if v == over} == {403}, results
+    assert multi.aliases(name)["champion"] in (a, b)
+
+
+def test_a_budget_tightened_while_promotions_run(multi: Gated, tally: Tally) -> None:
+    """Class 6: a budget change racing promotions. Whatever the interleaving, once the tightening
+    has answered, the alias does not point at a version over the new budget unless that
+    promotion committed first and was re-judged: every later promotion is refused."""
+    name, (v,) = multi.model({BUDGET_TAG: "5"}, 3.0)
+    codes: list[int] = []
+
+    def promote() -> None:
+        codes.append(_alias_post(multi, name, v).status_code)
+
+    threads = [threading.Thread(target=promote) for _ in range(6)]
+    tally.bypass("budget tightened while 6 promotions race it", 6)
+    for t in threads:
+        t.start()
+    resp = requests.post(f"{multi.url}/api/2.0/mlflow/registered-models/set-tag", json={"name": name, "key": BUDGET_TAG, "value": "2"}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    for t in threads:
+        t.join(120)
+    assert set(codes) <= {200, 403}, codes
+    assert _alias_post(multi, name, v).status_code == 403
+
+
+def test_bodies_the_parser_chokes_on_are_400_json(multi: Gated, tally: Tally) -> None:
+    """Class 9: nesting deep enough to exhaust the parser, on a gated and an ungated endpoint."""
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/2.0/mlflow/registered-models/alias", "/api/2.0/mlflow/runs/log-batch"):
+        tally.bad_input(f"JSON nested 100000 deep to {path}")
+        resp = requests.post(multi.url + path, data='{"name": ' + deep + "}", headers={"Content-Type": "application/json"}, timeout=60)
+        assert resp.status_code == 400, resp.text[:300]
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_chunked_bodies_and_numeric_versions_are_read_as_the_handler_reads_them(multi: Gated, tally: Tally) -> None:
+    """Class 9: a chunked body is evaluated (refused over budget, accepted within); a number for
+    ``version`` gets MLflow's own 400 and changes nothing."""
+    import json as _json
+
+    name, (good, over) = multi.model({BUDGET_TAG: "2"}, 0.5, 9.0)
+
+    def chunked(version: Any) -> requests.Response:
+        body = _json.dumps({"name": name, "alias": "champion", "version": version}).encode()
+        return requests.post(
+            f"{multi.url}/api/2.0/mlflow/registered-models/alias",
+            data=iter([body[:10], body[10:]]),
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+
+    tally.bypass("chunked alias set over budget")
+    resp = chunked(over)
+    within = chunked(good)
+    if within.status_code == 200:  # the handler reads chunked bodies: so does the gate
+        assert resp.status_code == 403, resp.text
+    else:  # MLflow's handler (uvicorn, 3.17) reads a chunked body as empty: its own 400, for both
+        assert within.status_code == resp.status_code == 400, (within.text, resp.text)
+        assert resp.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert multi.aliases(name).get("champion") in (None, good)
+    multi.client.set_registered_model_alias(name, "champion", good)
+    tally.bypass("alias set with a numeric version")
+    resp = _alias_post(multi, name, int(over))
+    assert resp.status_code == 400 and resp.json()["error_code"] == "INVALID_PARAMETER_VALUE", resp.text
+    assert multi.aliases(name)["champion"] == good

@@ -311,3 +311,17 @@ def test_over_a_tracking_server_the_client_path_counts_the_same(mlflow_server: A
             assert getattr(rows[group], field_name) == pytest.approx(sums[field_name])
     assert rows["2026-02"].deleted_runs == 1 and rows["2026-02"].failed_runs == 1
     assert rows["2026-02"].derived_epochs == 1
+
+
+def test_only_mlflows_own_sql_store_takes_the_sql_path(store: dict[str, Any]) -> None:
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from mlflow_green.reports._ledger_read import _plain_sql_store
+
+    class Scoped(SqlAlchemyStore):  # e.g. a workspace-aware store scoping its run queries
+        def _get_query(self, *args: Any, **kwargs: Any) -> Any:
+            return super()._get_query(*args, **kwargs)
+
+    assert _plain_sql_store(SqlAlchemyStore(store["uri"], "/tmp/unused-artifacts"))
+    assert not _plain_sql_store(Scoped.__new__(Scoped))
+    assert not _plain_sql_store(object())

@@ -56,16 +56,3 @@ def test_context_tags_and_host_creds_and_http_request(mlflow_local: str) -> None
     from mlflow_green.tracking.failures import is_transient
 
     assert is_transient(info.value)
-
-
-def test_fast_tracking_tells_mlflows_own_sql_store(mlflow_local: str) -> None:
-    import mlflow
-
-    store = mlflow.MlflowClient()._tracking_client.store
-    assert compat.fast_tracking(store)
-
-    class Customised(type(store)):  # type: ignore[misc]
-        def _get_query(self, *args: object, **kwargs: object) -> object:
-            return super()._get_query(*args, **kwargs)
-
-    assert not compat.fast_tracking(object.__new__(Customised))

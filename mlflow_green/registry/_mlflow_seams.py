@@ -1,0 +1,102 @@
+"""The private MLflow names the gated server needs, in one place.
+
+MLflow offers no public name for what a server plugin needs to read a request exactly as the
+handler reads it (the request parser), to reach the server's own stores, to recognise which
+handler a request was routed to, or to wrap the Flask app as ``mlflow server`` does under
+uvicorn. Every such name is imported here and nowhere else in ``mlflow_green``;
+``tests/registry/test_mlflow_seams.py`` checks each one, so an MLflow release that lacks one
+fails that test with the name, not a server that misbehaves.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "SEAMS",
+    "SeamMissing",
+    "endpoints",
+    "handler_table",
+    "parse_request",
+    "registry_store",
+    "resolve",
+    "static_prefix",
+    "static_prefix_env",
+    "tracking_store",
+    "wrap_for_server",
+]
+
+# (module, attribute, what the gate uses it for)
+SEAMS: tuple[tuple[str, str, str], ...] = (
+    ("mlflow.server.handlers", "_get_request_message", "parse a request as the handler does"),
+    ("mlflow.server.handlers", "_get_tracking_store", "the server's tracking store"),
+    ("mlflow.server.handlers", "_get_model_registry_store", "the server's registry store"),
+    ("mlflow.server.handlers", "HANDLERS", "request message class -> handler function"),
+    ("mlflow.server.handlers", "get_endpoints", "the routes MLflow mounts (path, handler, methods)"),
+    ("mlflow.server.handlers", "_add_static_prefix", "the --static-prefix applied to /green"),
+    ("mlflow.server.handlers", "STATIC_PREFIX_ENV_VAR", "where the server keeps --static-prefix"),
+    ("mlflow.environment_variables", "_MLFLOW_SGI_NAME", "whether the server runs uvicorn"),
+    ("mlflow.server.fastapi_app", "create_fastapi_app", "the ASGI app mlflow server runs"),
+)
+
+
+class SeamMissing(ImportError):
+    """An MLflow private name the gate depends on is absent from the installed MLflow."""
+
+
+def resolve(module: str, attribute: str) -> Any:
+    """``module.attribute``, or :class:`SeamMissing` naming it and the installed MLflow."""
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        import mlflow
+
+        raise SeamMissing(
+            f"mlflow-green needs {module}.{attribute}, which MLflow {mlflow.__version__} does not "
+            f"provide ({type(exc).__name__}: {exc}); install an MLflow version mlflow-green supports"
+        ) from exc
+
+
+def parse_request(request_class: type) -> Any:
+    """The current Flask request parsed into ``request_class`` exactly as MLflow's handlers do:
+    JSON body or query string, proto names and JSON names (``run_uuid``/``runUuid``)."""
+    return resolve("mlflow.server.handlers", "_get_request_message")(request_class())
+
+
+def tracking_store() -> Any:
+    """The tracking store of the running server."""
+    return resolve("mlflow.server.handlers", "_get_tracking_store")()
+
+
+def registry_store() -> Any:
+    """The model registry store of the running server."""
+    return resolve("mlflow.server.handlers", "_get_model_registry_store")()
+
+
+def handler_table() -> dict[type, Callable[..., Any]]:
+    """Request message class -> MLflow handler function (Flask names endpoints after it)."""
+    return dict(resolve("mlflow.server.handlers", "HANDLERS"))
+
+
+def endpoints() -> list[tuple[str, Callable[..., Any], list[str]]]:
+    """Every route MLflow's server mounts: ``(path, handler, methods)``."""
+    return list(resolve("mlflow.server.handlers", "get_endpoints")())
+
+
+def static_prefix(path: str) -> str:
+    """``path`` under the server's ``--static-prefix``."""
+    return str(resolve("mlflow.server.handlers", "_add_static_prefix")(path))
+
+
+def static_prefix_env() -> str:
+    """The environment variable in which ``mlflow server`` passes ``--static-prefix``."""
+    return str(resolve("mlflow.server.handlers", "STATIC_PREFIX_ENV_VAR"))
+
+
+def wrap_for_server(flask_app: Any) -> Any:
+    """The object the server runs: FastAPI around Flask under uvicorn, Flask itself otherwise."""
+    if resolve("mlflow.environment_variables", "_MLFLOW_SGI_NAME").get() == "uvicorn":
+        return resolve("mlflow.server.fastapi_app", "create_fastapi_app")(flask_app)
+    return flask_app
