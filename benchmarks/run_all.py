@@ -42,6 +42,7 @@ PLAN: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     ),
     "leaderboard": ("leaderboard_scale", {"runs": 10_000, "rounds": 2}, {"runs": 200, "rounds": 1}),
     "memory": ("memory", {"epochs": 10_000}, {"epochs": 300}),
+    "ledger": ("ledger_scale", {"runs": 10_000, "rounds": 2}, {"runs": 200, "rounds": 1}),
 }
 
 

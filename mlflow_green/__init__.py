@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mlflow_green.errors import ConfigError, GreenError
-    from mlflow_green.tracking.active import report_accuracy
+    from mlflow_green.tracking.active import report_accuracy, report_tokens
     from mlflow_green.tracking.autolog import autolog
     from mlflow_green.tracking.epochs import Epochs, epochs
     from mlflow_green.tracking.record import EpochRecord
@@ -34,6 +34,7 @@ __all__ = [
     "epochs",
     "recover",
     "report_accuracy",
+    "report_tokens",
 ]
 
 # name -> module it lives in; resolved on first access (PEP 562) to keep `import` cheap.
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
     "GreenTracker": "mlflow_green.tracking.tracker",
     "epochs": "mlflow_green.tracking.epochs",
     "report_accuracy": "mlflow_green.tracking.active",
+    "report_tokens": "mlflow_green.tracking.active",
 }
 
 

@@ -27,6 +27,10 @@ ENV_DISABLE = "MLFLOW_GREEN_DISABLE"
 ENV_SEND_INTERVAL = "MLFLOW_GREEN_SEND_INTERVAL"
 # Charge this process tree's share of shared devices: auto (default), on, off (an addition).
 ENV_SHARE = "MLFLOW_GREEN_SHARE"
+# Scope 2 market-based method and water (issue 19).
+ENV_RENEWABLE_FRACTION = "MLFLOW_GREEN_RENEWABLE_FRACTION"
+ENV_MARKET_INTENSITY = "MLFLOW_GREEN_MARKET_INTENSITY"
+ENV_WUE = "MLFLOW_GREEN_WUE"
 # Set by the test suite: errors that are normally swallowed (and degrade the run) are raised.
 ENV_STRICT = "MLFLOW_GREEN_STRICT"
 
@@ -72,6 +76,18 @@ def parse_float(raw: object, what: str, *, minimum: float | None = None) -> floa
         raise ConfigError(f"{what}={raw!r} must be a finite number")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{what}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def parse_fraction(raw: object, what: str) -> float:
+    """Parse a share between 0 and 1 inclusive (``0.6``; ``60%`` is read as 0.6)."""
+    text = raw.strip() if isinstance(raw, str) else raw
+    percent = isinstance(text, str) and text.endswith("%")
+    value = parse_float(text[:-1] if percent else text, what, minimum=0.0)  # type: ignore[index]
+    if percent:
+        value /= 100.0
+    if value > 1.0:
+        raise ConfigError(f"{what}={raw!r} must be a fraction between 0 and 1 (e.g. 0.6 or 60%)")
     return value
 
 

@@ -35,6 +35,15 @@ Public API (signatures are the contract other layers code against)::
     green_score(accuracy, inference_g_per_request) -> float # accuracy / g per request × 1000
     lifecycle_total(training_co2eq_kg, *, inference_g_per_request=0.0, requests_per_day=0.0,
                     horizon_days=0.0, embodied_kg=0.0) -> LifecycleTotal
+    market_factor(location, *, location_g_per_kwh, location_source="", renewable_fraction=None,
+                  market_intensity=None) -> MarketFactor   # Scope 2 market-based; .g_per_kwh, .source
+    market_kg(energy_kwh, pue, factor) -> float
+    residual_mix(location) -> ResidualMix | None            # AIB (Europe), Green-e (US, Canada)
+    water_factor(location, *, wue=None) -> WaterFactor      # on-site WUE + off-site L/kWh, .source
+    water_l(energy_kwh, pue, factor) -> float
+    resolve_renewable_fraction(value=None) -> float; resolve_market_intensity(value=None) -> float | None
+    resolve_wue(value=None) -> WueValue; named_wues(); offsite_l_per_kwh(location) -> (L/kWh, label)
+    g_per_mtoken(total_co2eq_kg, tokens); kg_per_bparam(total_co2eq_kg, parameters)  # SCI for AI
 
 Sources, the embodied range and the projection method: docs/accounting.md.
 """
@@ -73,9 +82,28 @@ from mlflow_green.accounting.intensity import (
     static_intensity,
 )
 from mlflow_green.accounting.location import Location, resolve_location
+from mlflow_green.accounting.market import (
+    MarketFactor,
+    ResidualMix,
+    market_factor,
+    market_kg,
+    residual_mix,
+    resolve_market_intensity,
+    resolve_renewable_fraction,
+)
 from mlflow_green.accounting.projection import Projection, project_total
 from mlflow_green.accounting.pue import PueValue, named_pues, pue_info, resolve_pue
 from mlflow_green.accounting.sci import SciResult, inference_energy_kwh, sci
+from mlflow_green.accounting.sci_ai import g_per_mtoken, kg_per_bparam
+from mlflow_green.accounting.water import (
+    WaterFactor,
+    WueValue,
+    named_wues,
+    offsite_l_per_kwh,
+    resolve_wue,
+    water_factor,
+    water_l,
+)
 
 __all__ = [
     "BASES",
@@ -89,29 +117,45 @@ __all__ = [
     "IntensityValue",
     "LifecycleTotal",
     "Location",
+    "MarketFactor",
     "Projection",
     "PueValue",
+    "ResidualMix",
     "SciResult",
     "StaticIntensity",
+    "WaterFactor",
+    "WueValue",
     "accuracy_per_kg",
     "em_zone",
     "embodied_config",
     "embodied_kg",
     "embodied_profiles",
     "epoch_footprint",
+    "g_per_mtoken",
     "green_score",
     "inference_energy_kwh",
     "intensity_source",
+    "kg_per_bparam",
     "lifecycle_total",
     "lookup_hardware",
+    "market_factor",
+    "market_kg",
     "named_pues",
+    "named_wues",
+    "offsite_l_per_kwh",
     "operational_kg",
     "parse_basis",
     "parse_intensity",
     "project_total",
     "pue_info",
+    "residual_mix",
     "resolve_location",
+    "resolve_market_intensity",
     "resolve_pue",
+    "resolve_renewable_fraction",
+    "resolve_wue",
     "sci",
     "static_intensity",
+    "water_factor",
+    "water_l",
 ]

@@ -21,6 +21,9 @@ DATA_FILES: tuple[str, ...] = (
     "hardware.csv",
     "embodied.csv",
     "pue.csv",
+    "residual_mixes.csv",
+    "water_countries.csv",
+    "wue.csv",
 )
 
 

@@ -93,8 +93,58 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--tdp-w", dest="tdp_w", help="power per GPU in W, for a GPU not in the table")
     add_location_options(parser)
     add_pue_option(parser)
+    add_market_water_options(parser)
     add_embodied_options(parser)
     add_json_flag(parser)
+
+
+def add_market_water_options(parser: argparse.ArgumentParser) -> None:
+    """--renewable-fraction, --market-intensity (Scope 2 market-based) and --wue (water)."""
+    g = parser.add_argument_group("market-based emissions and water")
+    g.add_argument(
+        "--renewable-fraction",
+        dest="renewable_fraction",
+        help="share of the energy matched by certificates/PPAs, 0-1 (counted at 0 g/kWh; "
+        "default MLFLOW_GREEN_RENEWABLE_FRACTION, else 0)",
+    )
+    g.add_argument(
+        "--market-intensity",
+        dest="market_intensity",
+        help="supplier g/kWh for the unmatched rest (default MLFLOW_GREEN_MARKET_INTENSITY, "
+        "else the location's residual mix)",
+    )
+    g.add_argument(
+        "--wue",
+        help="on-site water usage effectiveness, L/kWh, or aws/azure (default MLFLOW_GREEN_WUE)",
+    )
+
+
+def market_and_water(
+    args: argparse.Namespace, location: Any, intensity: Any, energy_kwh: float, pue: float
+) -> tuple[dict[str, Any], list[str]]:
+    """The ``co2eq_market_kg`` and ``water_l`` keys and their text lines."""
+    from mlflow_green import accounting as acct
+
+    factor = acct.market_factor(
+        location,
+        location_g_per_kwh=intensity.g_per_kwh,
+        location_source=intensity.source,
+        renewable_fraction=getattr(args, "renewable_fraction", None),
+        market_intensity=getattr(args, "market_intensity", None),
+    )
+    water = acct.water_factor(location, wue=getattr(args, "wue", None))
+    data = {
+        "co2eq_market_kg": round_sig(acct.market_kg(energy_kwh, pue, factor)),
+        "market_g_per_kwh": round_sig(factor.g_per_kwh),
+        "market_source": factor.source,
+        "water_l": round_sig(acct.water_l(energy_kwh, pue, water)),
+        "water_source": water.source,
+    }
+    lines = [
+        f"market-based  {data['co2eq_market_kg']:g} kgCO2  [{factor.source}]",
+        f"water         {data['water_l']:g} L  [{water.source}]",
+    ]
+    return data, lines
 
 
 def _positive(raw: object, flag: str) -> float:
@@ -161,9 +211,13 @@ def run(args: argparse.Namespace) -> int:
         duration_s = hours * 3600.0
         embodied = acct.embodied_kg(config, duration_s, count)
         low, high = embodied_range(config, duration_s, count)
+    acct.resolve_renewable_fraction(args.renewable_fraction)  # validated before any lookup
+    acct.resolve_market_intensity(args.market_intensity)
+    acct.resolve_wue(args.wue)
     with warnings_to_stderr():
-        _, intensity = resolve_where(args)
+        location, intensity = resolve_where(args)
     co2eq_kg = acct.operational_kg(energy_kwh, pue, intensity.g_per_kwh)
+    extra, extra_lines = market_and_water(args, location, intensity, energy_kwh, pue)
 
     data: dict[str, Any] = {
         "energy_kwh": round_sig(energy_kwh),
@@ -184,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
         "hours": hours,
         "tdp_w": tdp_w,
         "utilization": utilization,
+        **extra,
     }
     lines = [
         f"energy        {data['energy_kwh']:g} kWh (IT) x PUE {pue:g}",
@@ -197,5 +252,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         lines.append("embodied      0 kgCO2eq  (give --hours to include the hardware's embodied share)")
     lines.append(f"total         {data['total_co2eq_kg']:g} kgCO2eq")
+    lines += extra_lines
     emit(args, data, "\n".join(lines))
     return 0

@@ -24,12 +24,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("mlflow_green.cli.estimate", "estimate a training job's footprint before it runs"),
     "sci": ("mlflow_green.cli.sci", "Software Carbon Intensity of inference per functional unit"),
     "schedule": ("mlflow_green.cli.schedule", "the cleanest time window or region to run in"),
-    "model-card": ("mlflow_green.cli.model_card", "Hugging Face model-card co2_eq_emissions block"),
+    "model-card": (
+        "mlflow_green.cli.model_card",
+        "Hugging Face co2_eq_emissions block, or the EU AI Act energy/compute fields",
+    ),
     "recover": ("mlflow_green.cli.recover", "send journaled epochs that never reached MLflow"),
     "intensity": ("mlflow_green.cli.intensity", "grid carbon intensity of a location"),
     "doctor": ("mlflow_green.cli.doctor", "what this machine would measure, and how"),
     "keygen": ("mlflow_green.cli.keygen", "write an Ed25519 key pair for signing runs"),
     "verify": ("mlflow_green.cli.verify", "verify a run against its signed attestation"),
+    "ledger": ("mlflow_green.cli.ledger", "the organisation's carbon ledger by period, experiment, model, user or tag"),
 }
 
 

@@ -47,6 +47,7 @@ class RunFootprint:
     accuracy_per_kg: float | None
     status: str | None
     methods: Mapping[str, str] = field(default_factory=dict)
+    co2eq_market_kg: float | None = None  # issue 19; None for runs logged before it
 
     @property
     def measured(self) -> bool:
@@ -92,6 +93,14 @@ class Footprint:
         return self._sum("embodied_kg")
 
     @property
+    def co2eq_market_kg(self) -> float | None:
+        """Market-based operational kg; None unless every measured run logged it (fails closed)."""
+        measured = [r for r in self.runs if r.measured]
+        if not measured or any(r.co2eq_market_kg is None for r in measured):
+            return None
+        return self._sum("co2eq_market_kg")
+
+    @property
     def accuracy_per_kg(self) -> float | None:
         """The source run's accuracy divided by the whole footprint (lineage included)."""
         source = next((r for r in self.runs if r.role == "source"), None)
@@ -122,6 +131,7 @@ class Footprint:
             schema.BUDGET_CO2EQ_KG: self.co2eq_kg,
             schema.BUDGET_ENERGY_KWH: self.energy_kwh,
             schema.BUDGET_MIN_ACCURACY_PER_KG: self.accuracy_per_kg,
+            schema.BUDGET_CO2EQ_MARKET_KG: self.co2eq_market_kg,
         }[budget_key]
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +174,13 @@ def _metric(metrics: Mapping[str, float | None], key: str) -> float | None:
 # improve it: cumulative totals never decrease, so their maximum is the run's total, and a small
 # value logged at a later step cannot shrink the footprint; accuracy per kg is read at its
 # minimum, so a large value logged later cannot lift a version over a min_accuracy_per_kg floor.
-_CUMULATIVE = (schema.CUM_TOTAL_CO2EQ_KG, schema.CUM_CO2EQ_KG, schema.CUM_ENERGY_KWH, schema.CUM_EMBODIED_KG)
+_CUMULATIVE = (
+    schema.CUM_TOTAL_CO2EQ_KG,
+    schema.CUM_CO2EQ_KG,
+    schema.CUM_ENERGY_KWH,
+    schema.CUM_EMBODIED_KG,
+    schema.CUM_CO2EQ_MARKET_KG,  # issue 19
+)
 _AT_MINIMUM = (schema.ACCURACY_PER_KG,)
 _RUN_LATEST = (*_CUMULATIVE, *_AT_MINIMUM)
 
@@ -206,6 +222,7 @@ def run_footprint(run: Any, role: str, backend: Backend | None = None) -> RunFoo
         accuracy_per_kg=_metric(metrics, schema.ACCURACY_PER_KG),
         status=tags.get(schema.TAG_STATUS),
         methods=methods,
+        co2eq_market_kg=_metric(metrics, schema.CUM_CO2EQ_MARKET_KG),
     )
 
 

@@ -25,12 +25,14 @@ _UNITS = {
     schema.BUDGET_CO2EQ_KG: "kg CO2eq",
     schema.BUDGET_ENERGY_KWH: "kWh",
     schema.BUDGET_MIN_ACCURACY_PER_KG: "accuracy per kg CO2eq",
+    schema.BUDGET_CO2EQ_MARKET_KG: "kg CO2",
 }
 _WHAT = {
     schema.BUDGET_TOTAL_CO2EQ_KG: "total CO2eq (operational + embodied)",
     schema.BUDGET_CO2EQ_KG: "operational CO2eq",
     schema.BUDGET_ENERGY_KWH: "energy",
     schema.BUDGET_MIN_ACCURACY_PER_KG: "accuracy per kg CO2eq",
+    schema.BUDGET_CO2EQ_MARKET_KG: "market-based operational CO2 (Scope 2)",
 }
 
 

@@ -246,6 +246,9 @@ def render_green_page(
         body.append(audit_section(audit))
     if events is not None:
         body.append(events_section(events))
+    from mlflow_green.reports.ledger_html import ledger_view  # issue 19: the ledger view
+
+    body.append(ledger_view(tracking_store))
     if registry_store is not None:
         body.append("<h2>Registered models</h2>")
         models = [

@@ -66,8 +66,10 @@ def _row_html(
         + _cell(row.accuracy)
         + _cell(row.energy_kwh)
         + _cell(row.co2eq_kg)
+        + _cell(row.co2eq_market_kg)
         + _cell(row.embodied_kg)
         + _cell(row.total_co2eq_kg)
+        + _cell(row.water_l)
         + _cell(row.embodied_share, percent=True)
         + _cell(row.accuracy_per_kg)
         + _cell(row.green_score)
@@ -99,7 +101,8 @@ def leaderboard_section(
         )
         parts.append(
             '<table><thead><tr><th>#</th><th class="name">run</th><th>accuracy</th>'
-            "<th>energy kWh</th><th>operational kg</th><th>embodied kg</th><th>total kg</th>"
+            "<th>energy kWh</th><th>operational kg</th><th>market-based kg</th><th>embodied kg</th>"
+            "<th>total kg</th><th>water L</th>"
             "<th>embodied share</th><th>accuracy / kg</th><th>Green Score</th></tr></thead><tbody>"
         )
         parts.extend(_row_html(r, i, run_link) for i, r in enumerate(board.rows, 1))

@@ -58,6 +58,8 @@ SORT_KEYS: dict[str, bool] = {
     "embodied_kg": False,
     "energy_kwh": False,
     "embodied_share": False,
+    "co2eq_market_kg": False,
+    "water_l": False,
     "run_name": False,
 }
 
@@ -101,6 +103,8 @@ class LeaderboardRow:
     simulated: bool = False
     methods: dict[str, str] = field(default_factory=dict)
     start_time_ms: int | None = None
+    co2eq_market_kg: float | None = None
+    water_l: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,6 +273,8 @@ def row_from_run(run: Any, metric: str | None = None) -> LeaderboardRow | None:
         simulated="simulated" in methods.values(),
         methods=methods,
         start_time_ms=run.info.start_time,
+        co2eq_market_kg=_finite(metrics.get(schema.CUM_CO2EQ_MARKET_KG)),
+        water_l=_finite(metrics.get(schema.CUM_WATER_L)),
     )
 
 
@@ -377,8 +383,10 @@ def format_table(board: Leaderboard) -> str:
         "accuracy",
         "energy_kwh",
         "co2eq_kg",
+        "market_kg",
         "embodied_kg",
         "total_kg",
+        "water_l",
         "embodied",
         "acc_per_kg",
         "score",
@@ -390,8 +398,10 @@ def format_table(board: Leaderboard) -> str:
             format_number(r.accuracy),
             format_number(r.energy_kwh),
             format_number(r.co2eq_kg),
+            format_number(r.co2eq_market_kg),
             format_number(r.embodied_kg),
             format_number(r.total_co2eq_kg),
+            format_number(r.water_l),
             format_number(r.embodied_share, percent=True),
             format_number(r.accuracy_per_kg),
             format_number(r.green_score),

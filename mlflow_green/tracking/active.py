@@ -11,7 +11,7 @@ from mlflow_green.errors import ConfigError
 if TYPE_CHECKING:
     from mlflow_green.tracking.tracker import GreenTracker
 
-__all__ = ["active_tracker", "pop_active", "push_active", "report_accuracy"]
+__all__ = ["active_tracker", "pop_active", "push_active", "report_accuracy", "report_tokens"]
 
 _ACTIVE: list[GreenTracker] = []
 _ACTIVE_LOCK = threading.Lock()
@@ -51,3 +51,21 @@ def pop_active(tracker: GreenTracker) -> None:
     with _ACTIVE_LOCK:
         if tracker in _ACTIVE:
             _ACTIVE.remove(tracker)
+
+
+def report_tokens(n: int) -> None:
+    """Tell the running tracker how many training tokens it processed since the last call.
+
+    The run then logs ``green/g_per_mtoken`` (total g CO2eq per million training tokens,
+    cumulative, after the SCI for AI). Call it in the loop body, e.g. with each batch's token
+    count, or once per epoch; ``epoch_end(tokens=n)`` does the same.
+    """
+    tracker = active_tracker()
+    if tracker is None:
+        if _settings.disabled():
+            return
+        raise ConfigError(
+            "report_tokens() needs a running tracker: call it inside "
+            "'for epoch in mlflow_green.epochs(n)' or a GreenTracker block"
+        )
+    tracker.report_tokens(n)

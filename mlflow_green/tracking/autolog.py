@@ -81,6 +81,10 @@ def autolog(
     log_every_n_epochs: int = 1,
     report: bool = True,
     signing_key: str | os.PathLike[str] | None = None,
+    renewable_fraction: float | str | None = None,
+    market_intensity: float | None = None,
+    wue: float | str | None = None,
+    parameters: Any = None,
 ) -> None:
     """Record per-epoch energy, CO2eq, embodied share and accuracy per kg of every training run.
 
@@ -119,6 +123,14 @@ def autolog(
         signing_key: path to an Ed25519 private key (PEM, from ``mlflow-green keygen``) that
             signs every epoch record into ``green/attestation.json``; default
             MLFLOW_GREEN_SIGNING_KEY; none: the run is not signed.
+        renewable_fraction: share of the energy matched by certificates or PPAs (0-1), counted
+            at 0 g/kWh in ``green/co2eq_market_kg``; default MLFLOW_GREEN_RENEWABLE_FRACTION, else 0.
+        market_intensity: your supplier's g/kWh for the unmatched rest; default
+            MLFLOW_GREEN_MARKET_INTENSITY, else the location's residual mix.
+        wue: on-site water usage effectiveness, L/kWh of IT energy, or ``aws``/``azure``;
+            default MLFLOW_GREEN_WUE, else unknown (only off-site water in ``green/water_l``).
+        parameters: the model's parameter count (or the torch module) for
+            ``green/kg_per_bparam``; the Hugging Face and Lightning callbacks count it themselves.
 
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
@@ -159,6 +171,9 @@ def check_config(config: GreenConfig) -> None:
         cloud_region=config.cloud_region,
     )
     acct.resolve_pue(config.pue)
+    acct.resolve_renewable_fraction(config.renewable_fraction)  # the environment's too
+    acct.resolve_market_intensity(config.market_intensity)
+    acct.resolve_wue(config.wue)
 
 
 def _register_hook(module_name: str, patcher: str) -> None:

@@ -71,6 +71,11 @@ class GreenConfig:
     # Path to the Ed25519 private key that signs the run (attestation); None:
     # MLFLOW_GREEN_SIGNING_KEY, else unsigned.
     signing_key: str | None = None
+    # Issue 19: Scope 2 market-based emissions, water, SCI-for-AI units (tracking/impact.py).
+    renewable_fraction: float | str | None = None
+    market_intensity: float | None = None
+    wue: float | str | None = None
+    parameters: Any = None  # a count, or a torch module whose parameters are counted
 
     @classmethod
     def create(cls, **options: Any) -> GreenConfig:
@@ -150,6 +155,9 @@ class GreenConfig:
             raise ConfigError("poll_interval_s must be greater than 0")
         if self.send_interval_s is not None:
             changes["send_interval_s"] = parse_float(self.send_interval_s, "send_interval_s", minimum=0)
+        from mlflow_green.tracking.impact import validated_options
+
+        changes.update(validated_options(self))
         return replace(self, **changes) if changes else self
 
     @property

@@ -76,7 +76,23 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         self._pending = False
         self._expect_eval = _strategy(getattr(args, "eval_strategy", "no")) == "epoch"
         self._guard("starting the measurement", lambda t: t.start())
+        self._count_parameters(kwargs.get("model"))
         return control
+
+    def _count_parameters(self, model: Any) -> None:
+        if model is None or self.config.parameters is not None:
+            return  # given as an option: that count wins
+        from mlflow_green.tracking.impact import count_parameters
+
+        count = count_parameters(model)
+        if count:
+            self._guard("counting the model's parameters", lambda t: t.set_parameters(count))
+
+    def _take_tokens(self, state: Any) -> None:
+        # Trainer counts them (all processes together) when include_num_input_tokens_seen is on.
+        seen = getattr(state, "num_input_tokens_seen", 0) or 0
+        if seen > 0:
+            self._guard("reading the training tokens", lambda t: t.set_tokens(int(seen)))
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self._pending:
@@ -87,6 +103,7 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.tracker is None:
             return control
+        self._take_tokens(state)
         if self._expect_eval:
             self._pending = True  # the evaluation of this epoch follows
         else:

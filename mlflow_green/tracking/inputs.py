@@ -20,6 +20,7 @@ from mlflow_green.tracking.distributed import DistInfo, local_gpu_index, reduce_
 if TYPE_CHECKING:
     from mlflow_green.accounting import EmbodiedConfig, IntensitySource, Location
     from mlflow_green.meter import EnergyMeter, HardwareInfo
+    from mlflow_green.tracking.impact import ImpactFigures
 
 __all__ = ["RunInputs", "open_meter", "provenance_tags", "resolve_inputs"]
 
@@ -85,6 +86,8 @@ class RunInputs:
     pue: float
     embodied: EmbodiedConfig
     gpu_count: int
+    # Market-based CO2, water and SCI-for-AI units (issue 19; tracking/impact.py).
+    impact: ImpactFigures | None = None
 
 
 def resolve_inputs(config: GreenConfig, hardware: HardwareInfo, dist: DistInfo) -> RunInputs:
@@ -114,7 +117,10 @@ def resolve_inputs(config: GreenConfig, hardware: HardwareInfo, dist: DistInfo) 
         lifetime_years=config.lifetime_years,
         cpu_threads=_usable_cpus(),
     )
-    return RunInputs(location, source, float(acct.resolve_pue(config.pue)), embodied, gpu_count)
+    from mlflow_green.tracking.impact import impact_for
+
+    pue = float(acct.resolve_pue(config.pue))
+    return RunInputs(location, source, pue, embodied, gpu_count, impact_for(config, location, pue))
 
 
 def provenance_tags(
@@ -151,6 +157,7 @@ def provenance_tags(
         schema.TAG_METHOD_RAM: methods.get("ram", "none"),
         schema.TAG_EMBODIED_PROFILE: str(profile),
         schema.TAG_STATUS: status,
+        **(inputs.impact.tags if inputs.impact is not None else {}),
     }
 
 

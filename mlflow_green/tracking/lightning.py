@@ -93,6 +93,12 @@ class GreenLightningCallbackMixin:
             start_epoch=int(start) if start is not None else None,
         )
         self._guard("starting the measurement", lambda t: t.start())
+        if self.config.parameters is None:  # given as an option: that count wins
+            from mlflow_green.tracking.impact import count_parameters
+
+            count = count_parameters(pl_module)
+            if count:
+                self._guard("counting the model's parameters", lambda t: t.set_parameters(count))
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._guard("opening an epoch", lambda t: t.begin_epoch())

@@ -105,11 +105,13 @@ BUDGET_TOTAL_CO2EQ_KG = "total_co2eq_kg"
 BUDGET_CO2EQ_KG = "co2eq_kg"
 BUDGET_ENERGY_KWH = "energy_kwh"
 BUDGET_MIN_ACCURACY_PER_KG = "min_accuracy_per_kg"
+BUDGET_CO2EQ_MARKET_KG = "co2eq_market_kg"  # issue 19: Scope 2 market-based
 BUDGET_KEYS: tuple[str, ...] = (
     BUDGET_TOTAL_CO2EQ_KG,
     BUDGET_CO2EQ_KG,
     BUDGET_ENERGY_KWH,
     BUDGET_MIN_ACCURACY_PER_KG,
+    BUDGET_CO2EQ_MARKET_KG,
 )
 
 GATE_PREFIX = "green.gate."
@@ -136,3 +138,14 @@ TAG_ATTESTATION = "green.attestation"
 # Set on a run created after the fact from a journal (the tracking server was down at start):
 # the journal's id, so that a second creation attempt finds the run instead of making another.
 TAG_JOURNAL_ID = "green.journal_id"
+
+
+# Issue 19: Scope 2 market-based emissions, water, SCI-for-AI units (per epoch / cumulative).
+CO2EQ_MARKET_KG = "green/co2eq_market_kg"
+CUM_CO2EQ_MARKET_KG = "green/cum_co2eq_market_kg"
+WATER_L = "green/water_l"
+CUM_WATER_L = "green/cum_water_l"
+G_PER_MTOKEN = "green/g_per_mtoken"
+KG_PER_BPARAM = "green/kg_per_bparam"
+TAG_MARKET_SOURCE = "green.market.source"
+TAG_WATER_SOURCE = "green.water_source"

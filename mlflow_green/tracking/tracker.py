@@ -314,19 +314,44 @@ class GreenTracker:
         if name:
             self._accuracy_key = name
 
+    def report_tokens(self, n: int) -> None:
+        """Training tokens processed since the last report (for ``green/g_per_mtoken``)."""
+        self._impact_step(lambda impact: impact.add_tokens(n))
+
+    def set_tokens(self, total: int) -> None:
+        """The run's training tokens so far (HF Trainer's ``num_input_tokens_seen``)."""
+        self._impact_step(lambda impact: impact.set_tokens(total))
+
+    def set_parameters(self, n: int) -> None:
+        """The model's parameter count (for ``green/kg_per_bparam``), unless given as an option."""
+        self._impact_step(lambda impact: impact.set_parameters(n))
+
+    def _impact_step(self, step: Any) -> None:
+        self.start()
+        impact = self._inputs.impact if self.enabled and self._inputs else None
+        if impact is not None:
+            step(impact)
+
     def epoch_end(
-        self, metrics: Mapping[str, Any] | None = None, *, accuracy: float | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        *,
+        accuracy: float | None = None,
+        tokens: int | None = None,
     ) -> EpochRecord | None:
         """Close the epoch's window, account for it, journal it and queue it for MLflow.
 
         ``metrics`` are your own metrics of this epoch: they are logged in the same batch at
-        ``step = epoch`` and the accuracy is read from them (``accuracy_metric``). Returns the
-        epoch's record (None when mlflow_green is disabled). On a distributed job every rank
-        must call it (it is a collective).
+        ``step = epoch`` and the accuracy is read from them (``accuracy_metric``). ``tokens``:
+        the training tokens of this epoch (``green/g_per_mtoken``). Returns the epoch's record
+        (None when mlflow_green is disabled). On a distributed job every rank must call it (it
+        is a collective).
         """
         self.start()
         if not self.enabled:
             return None
+        if tokens is not None:
+            self.report_tokens(tokens)
         with boundary(self):
             return self._epoch_end(metrics, accuracy)
 
@@ -432,6 +457,12 @@ class GreenTracker:
         timestamp_ms = int((record.start_unix_s + record.epoch_seconds) * 1000)
         metrics = record.metrics()
         metrics[schema.SEGMENT] = float(self._resume.segment)
+        impact = self._inputs.impact if self._inputs else None
+        if impact is not None:  # issue 19: market-based CO2, water, SCI-for-AI units
+            try:
+                metrics.update(impact.epoch(record))
+            except Exception as exc:
+                self._hook_failed("market-based/water metrics", exc)
         context = EpochContext(
             record=record,
             run_id=self.run_id,

@@ -19,6 +19,9 @@ VALUE_COLUMNS = {
     "hardware.csv": "tdp_w",
     "embodied.csv": "value",
     "pue.csv": "pue",
+    "residual_mixes.csv": "g_per_kwh",
+    "water_countries.csv": "l_per_kwh",
+    "wue.csv": "wue",
 }
 
 

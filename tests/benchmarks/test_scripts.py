@@ -62,6 +62,7 @@ def _assert_table(out: str, bench: str, figures: tuple[str, ...]) -> None:
         ("epoch_boundary.py", "epoch boundary", ("GreenTracker.epoch_end, local SQLite: p50", "read-back", "p99")),
         ("leaderboard_scale.py", "leaderboard", ("leaderboard / mlflow.search_runs, 200 runs",)),
         ("memory.py", "memory", ("RSS growth over 300 tracked epochs",)),
+        ("ledger_scale.py", "ledger", ("ledger by month / mlflow.search_runs, 200 runs",)),
         (
             "gate_latency.py",
             "gate latency",

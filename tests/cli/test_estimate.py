@@ -117,3 +117,30 @@ def test_unknown_gpu_with_explicit_power(monkeypatch: pytest.MonkeyPatch, capsys
     data = json.loads(out)
     assert data["energy_kwh"] == pytest.approx(1.8)
     assert data["embodied_profile"] == "default:generic"
+
+
+def test_market_based_and_water(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlflow_green.accounting import Location, offsite_l_per_kwh
+
+    code, out, err = run_cli(monkeypatch, capsys, "estimate", "--energy-kwh", "100", "--country", "DEU",
+                             "--pue", "1.2", "--renewable-fraction", "0.5", "--wue", "aws", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    # 100 kWh x 1.2 x 50 % x AIB 2018 Germany residual 728.69 g/kWh
+    assert data["co2eq_market_kg"] == pytest.approx(100 * 1.2 * 0.5 * 728.69 / 1000, rel=1e-3)
+    assert data["market_source"] == "contracts:0.5 + residual:aib@2018(DEU)"
+    # on-site 100 kWh x 0.15 L/kWh (AWS 2024) + off-site 120 kWh x Germany's L/kWh
+    offsite, _ = offsite_l_per_kwh(Location(country="DEU"))
+    assert data["water_l"] == pytest.approx(15 + 120 * offsite, rel=1e-3)
+    assert data["water_source"].startswith("wue:aws@2024 + offsite:DEU@")
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--renewable-fraction", "2", "between 0 and 1"), ("--market-intensity", "-1", "at least 0"),
+     ("--wue", "lots", "neither a number")],
+)
+def test_bad_market_and_water_options(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                      flag: str, value: str, message: str) -> None:
+    code, _, err = run_cli(monkeypatch, capsys, "estimate", "--energy-kwh", "1", "--country", "FRA", flag, value)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -182,3 +182,27 @@ def test_verdict_outputs() -> None:
     d = v.to_dict()
     assert d["verdict"] == "fail" and d["checks"][0]["limit"] == 9.0 and d["checks"][0]["figure"] == 10.0
     assert v.summary().startswith("FAIL: m version 3 for alias 'champion'")
+
+
+@pytest.mark.parametrize(
+    ("market", "budget", "passed"),
+    [(2.0, "2.5", True), (2.0, "2.0", True), (3.0, "2.5", False), (None, "100", False)],
+)
+def test_market_based_budget(market: float | None, budget: str, passed: bool) -> None:
+    from dataclasses import replace
+
+    source = replace(run(), co2eq_market_kg=market)
+    v = judge(model="m", version="1", footprint=fp(source), policy=POLICY,
+              model_tags={"green.budget.co2eq_market_kg": budget}, alias="champion", stage=None)
+    assert v.passed is passed
+    if not passed:
+        assert "co2eq_market_kg" in v.reasons[0]  # a run without the figure fails closed
+
+
+def test_market_budget_needs_every_lineage_run() -> None:
+    from dataclasses import replace
+
+    both = fp(replace(run(), co2eq_market_kg=1.0), replace(run("r2", "sibling"), co2eq_market_kg=0.5))
+    assert both.co2eq_market_kg == pytest.approx(1.5)
+    partial = fp(replace(run(), co2eq_market_kg=1.0), run("r2", "sibling"))
+    assert partial.co2eq_market_kg is None

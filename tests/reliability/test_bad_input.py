@@ -119,6 +119,9 @@ ENV_CASES: list[tuple[str, str, str]] = [
     ("MLFLOW_GREEN_CLOUD_PROVIDER", "mars", "mars"),
     ("MLFLOW_GREEN_SIGNING_KEY", "/nonexistent/green.key", "MLFLOW_GREEN_SIGNING_KEY"),
     ("MLFLOW_GREEN_SIGNING_KEY", "/", "MLFLOW_GREEN_SIGNING_KEY"),
+    ("MLFLOW_GREEN_RENEWABLE_FRACTION", "1.5", "MLFLOW_GREEN_RENEWABLE_FRACTION"),
+    ("MLFLOW_GREEN_MARKET_INTENSITY", "-1", "MLFLOW_GREEN_MARKET_INTENSITY"),
+    ("MLFLOW_GREEN_WUE", "lots", "MLFLOW_GREEN_WUE"),
 ]
 
 
@@ -229,6 +232,14 @@ def _cli_cases(tmp: Path) -> list[tuple[str, list[str], dict[str, str | None], t
         ("verify-no-run", ["verify"], {}, ("--run-id",)),
         ("verify-key-missing", ["verify", "--run-id", "abc", "--public-key", str(tmp / "nope.pub")], {}, ("nope.pub",)),
         ("verify-unreachable", ["verify", "--run-id", "abc", "--tracking-uri", UNREACHABLE], {}, ("reach",)),
+        ("ledger-no-by", ["ledger"], {}, ("--by",)),
+        ("ledger-bad-by", ["ledger", "--by", "week"], {}, ("--by",)),
+        ("ledger-bad-since", ["ledger", "--by", "month", "--since", "last tuesday"], {}, ("--since",)),
+        ("ledger-until-before-since", ["ledger", "--by", "month", "--since", "2026-06", "--until", "2026-01"], {"MLFLOW_TRACKING_URI": UNREACHABLE}, ("--until",)),
+        ("ledger-unreachable", ["ledger", "--by", "month"], {"MLFLOW_TRACKING_URI": UNREACHABLE}, ("reach",)),
+        ("estimate-renewable-fraction", ["estimate", "--energy-kwh", "1", "--renewable-fraction", "1.5"], {}, ("renewable_fraction",)),
+        ("estimate-env-wue", ["estimate", "--energy-kwh", "1"], {"MLFLOW_GREEN_WUE": "lots"}, ("MLFLOW_GREEN_WUE",)),
+        ("model-card-bad-format", ["model-card", "--run-id", "x", "--format", "iso"], {}, ("--format",)),
     ]
     for name in POLICIES:
         path = tmp / f"policy-{name}.yaml"
@@ -329,7 +340,7 @@ def test_no_bad_input_escapes_as_a_non_green_error(tally: Tally, server_uri: str
     """A sweep of odd values through autolog's options: never AttributeError, OverflowError..."""
     options = (
         "budget_kg", "intensity", "pue", "lifetime_years", "device_embodied_kg", "sampler", "country",
-        "signing_key",
+        "signing_key", "renewable_fraction", "market_intensity", "wue", "parameters",
     )
     escaped: list[str] = []
     for option in options:

@@ -145,3 +145,20 @@ def test_table_marks_frontier_and_skipped(client):
     frontier_lines = [ln for ln in lines if ln.startswith("*")]
     assert len(frontier_lines) == len(DEMO_FRONTIER)
     assert "skipped 1 runs without green/ metrics: not-measured" in text
+
+
+def test_market_and_water_columns(client):
+    exp = client.create_experiment(unique("market-water"))
+    log_green_run(
+        client, exp, "new", accuracy=0.9, total_kg=1.0, embodied_kg=0.1,
+        extra_metrics={schema.CUM_CO2EQ_MARKET_KG: 0.25, schema.CUM_WATER_L: 12.5},
+    )  # fmt: skip
+    log_green_run(client, exp, "old", accuracy=0.8, total_kg=2.0, embodied_kg=0.1)
+    board = leaderboard(client, client.get_experiment(exp).name, sort="water_l")
+    rows = {r.run_name: r for r in board.rows}
+    assert rows["new"].co2eq_market_kg == pytest.approx(0.25)
+    assert rows["new"].water_l == pytest.approx(12.5)
+    assert rows["old"].co2eq_market_kg is None and rows["old"].water_l is None  # not invented
+    assert [r.run_name for r in board.rows] == ["new", "old"]
+    header = format_table(board).splitlines()[1]
+    assert "market_kg" in header and "water_l" in header
