@@ -36,7 +36,7 @@ from mlflow_green.tracking.pipeline import (
     notify_observers,
 )
 from mlflow_green.tracking.record import EpochRecord, EpochTable, Ledger
-from mlflow_green.tracking.resume import ResumePoint
+from mlflow_green.tracking.resume import ResumePoint, share_resume_point
 from mlflow_green.tracking.signals import KILLED, boundary, install_sigterm, uninstall_sigterm
 
 if TYPE_CHECKING:
@@ -212,6 +212,7 @@ class GreenTracker:
             self._open_run()
         elif self.start_epoch is not None:
             self._resume = ResumePoint(next_epoch=self.start_epoch)
+        self._resume = share_resume_point(self._resume, self._dist.rank, self._dist.has_group)
         if self._segment_epochs is not None:
             self.total_epochs = self._resume.next_epoch + self._segment_epochs
         self._ledger = Ledger(
