@@ -26,11 +26,11 @@ from mlflow_green.tracking.journal import JournalState
 
 __all__ = [
     "HISTORY_KEYS",
-    "share_resume_point",
     "HistoryReader",
     "ResumePoint",
     "find_resume_point",
     "read_run_history",
+    "share_resume_point",
 ]
 
 # The keys a resume needs: per-epoch totals (projection, sums), the cumulative figures, and

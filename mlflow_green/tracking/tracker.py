@@ -285,9 +285,10 @@ class GreenTracker:
         if self._window_open or not self.enabled:
             return
         assert self._meter is not None
-        self._window_name = f"epoch-{len(self.records)}"
-        self._meter.begin(self._window_name)
-        self._window_open = True
+        with boundary(self):  # a SIGTERM meanwhile waits: the meter may hold its lock
+            self._window_name = f"epoch-{len(self.records)}"
+            self._meter.begin(self._window_name)
+            self._window_open = True
 
     def log_accuracy(self, value: float, *, name: str | None = None) -> None:
         """The model's latest accuracy, used from the current epoch on."""
