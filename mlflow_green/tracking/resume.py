@@ -175,6 +175,8 @@ def share_resume_point(point: ResumePoint, rank: int, has_group: bool) -> Resume
         return point
     import torch.distributed as dist
 
+    if not (dist.is_available() and dist.is_initialized()):
+        return point
     box: list[ResumePoint | None] = [point if rank == 0 else None]
     dist.broadcast_object_list(box, src=0)
     shared = box[0]
