@@ -117,6 +117,10 @@ class Epochs:
             if measuring:
                 guarded("finishing the run", lambda: tracker.close(record_partial=True), None)
             raise
+        except Exception:
+            # Our own step raised (MLFLOW_GREEN_STRICT=1): the run is still closed.
+            abandon(tracker)
+            raise
         finally:
             if completed and measuring:
                 guarded("finishing the run", tracker.close, None)

@@ -30,6 +30,7 @@ __all__ = [
     "ResumePoint",
     "find_resume_point",
     "read_run_history",
+    "share_resume_point",
 ]
 
 # The keys a resume needs: per-epoch totals (projection, sums), the cumulative figures, and
@@ -92,8 +93,14 @@ class ResumePoint:
 
 
 def read_run_history(reader: HistoryReader, run_id: str) -> dict[int, dict[str, float]]:
-    """The run's green history as ``{step: {key: value}}`` (the latest value of each step)."""
+    """The run's green history as ``{step: {key: value}}`` (the latest value of each step).
+
+    One read tells a run without green epochs (the usual case: a run just opened); the other
+    keys are read only when it has some.
+    """
     out: dict[int, dict[str, float]] = {}
+    if not reader.metric_history(run_id, HISTORY_KEYS[0]):
+        return out
     for key in HISTORY_KEYS:
         for step, _ts, value in sorted(reader.metric_history(run_id, key), key=lambda p: p[1]):
             out.setdefault(int(step), {})[key] = float(value)
@@ -159,3 +166,18 @@ def find_resume_point(
         sums=sums,
         unsent=unsent,
     )
+
+
+def share_resume_point(point: ResumePoint, rank: int, has_group: bool) -> ResumePoint:
+    """Rank 0's resume point on every rank of a distributed job (a collective), so that all
+    ranks number epochs, sum and project alike and take the same budget decision."""
+    if not has_group:
+        return point
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return point
+    box: list[ResumePoint | None] = [point if rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    shared = box[0]
+    return shared if isinstance(shared, ResumePoint) else point

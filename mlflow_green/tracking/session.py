@@ -294,7 +294,8 @@ def _read_prior_journal(run_id: str) -> JournalState | None:
     """The journal of ``run_id`` an earlier job left on this machine, if any."""
     try:
         path = journal_path(run_id)
-        return read_journal(path) if path.exists() else None
+        # A regular file only: a device (a test's /dev/full) or a FIFO never ends.
+        return read_journal(path) if path.is_file() else None
     except (OSError, ValueError):
         _log.debug("could not read the earlier journal of %s", run_id, exc_info=True)
         return None

@@ -37,7 +37,7 @@ from mlflow_green.tracking.pipeline import (
     notify_observers,
 )
 from mlflow_green.tracking.record import EpochRecord, EpochTable, Ledger
-from mlflow_green.tracking.resume import ResumePoint
+from mlflow_green.tracking.resume import ResumePoint, share_resume_point
 from mlflow_green.tracking.scaleout import ScaleOut
 from mlflow_green.tracking.signals import KILLED, boundary, install_sigterm, uninstall_sigterm
 
@@ -221,6 +221,7 @@ class GreenTracker:
             self._open_run()
         elif self.start_epoch is not None:
             self._resume = ResumePoint(next_epoch=self.start_epoch)
+        self._resume = share_resume_point(self._resume, self._dist.rank, self._dist.has_group)
         if self._segment_epochs is not None:
             self.total_epochs = self._resume.next_epoch + self._segment_epochs
         self._ledger = Ledger(
@@ -298,9 +299,10 @@ class GreenTracker:
         if self._window_open or not self.enabled:
             return
         assert self._meter is not None
-        self._window_name = f"epoch-{len(self.records)}"
-        self._meter.begin(self._window_name)
-        self._window_open = True
+        with boundary(self):  # a SIGTERM meanwhile waits: the meter may hold its lock
+            self._window_name = f"epoch-{len(self.records)}"
+            self._meter.begin(self._window_name)
+            self._window_open = True
 
     def log_accuracy(self, value: float, *, name: str | None = None) -> None:
         """The model's latest accuracy, used from the current epoch on."""

@@ -185,3 +185,37 @@ def test_sigterm_mid_epoch_ends_the_run_killed_and_a_resume_never_duplicates_a_s
     assert dict(history(client, run_id, schema.SEGMENT))[3] == 1.0
     assert client.get_run(run_id).data.tags[schema.TAG_SEGMENTS] == "0,3"
     assert_cumulative(client, run_id)
+
+
+def _epoch(total: float, cum: float, segment: float | None = None) -> dict[str, float]:
+    out = {
+        schema.TOTAL_CO2EQ_KG: total,
+        schema.ENERGY_KWH: total * 10,
+        schema.GPU_ENERGY_KWH: total * 10,
+        schema.EPOCH_SECONDS: 1.0,
+        schema.CUM_ENERGY_KWH: cum * 10,
+        schema.CUM_CO2EQ_KG: cum,
+        schema.CUM_EMBODIED_KG: 0.0,
+    }
+    if segment is not None:
+        out[schema.SEGMENT] = segment
+    return out
+
+
+def test_the_resume_point_of_every_kind_of_history() -> None:
+    # A run made before segments existed (no green/segment): one segment from step 0.
+    old = {0: _epoch(1.0, 1.0), 1: _epoch(2.0, 3.0)}
+    point = find_resume_point(old)
+    assert (point.next_epoch, point.segment, point.segment_starts) == (2, 1, (0, 2))
+    assert point.cum_co2eq_kg == 3.0 and point.totals_kg == (1.0, 2.0)
+    assert point.sums["gpu_energy_kwh"] == 30.0 and point.sums["epoch_seconds"] == 2.0
+    # start beyond the history: a gap, never a step logged twice; start inside it: continue.
+    assert find_resume_point(old, start=5).next_epoch == 5
+    assert find_resume_point(old, start=1).next_epoch == 2
+    # Two earlier segments.
+    two = {0: _epoch(1.0, 1.0, 0), 1: _epoch(1.0, 2.0, 1), 2: _epoch(1.0, 3.0, 1)}
+    point = find_resume_point(two)
+    assert (point.segment, point.segment_starts) == (2, (0, 1, 3))
+    # Nothing logged: a new run, at start or 0.
+    assert find_resume_point({}) == find_resume_point({}, start=0)
+    assert find_resume_point({}, start=3).next_epoch == 3 and not find_resume_point({}, start=3).resumed
