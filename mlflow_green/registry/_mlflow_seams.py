@@ -22,6 +22,7 @@ __all__ = [
     "parse_request",
     "registry_store",
     "resolve",
+    "run_artifact_repo",
     "static_prefix",
     "static_prefix_env",
     "tracking_store",
@@ -39,6 +40,14 @@ SEAMS: tuple[tuple[str, str, str], ...] = (
     ("mlflow.server.handlers", "STATIC_PREFIX_ENV_VAR", "where the server keeps --static-prefix"),
     ("mlflow.environment_variables", "_MLFLOW_SGI_NAME", "whether the server runs uvicorn"),
     ("mlflow.server.fastapi_app", "create_fastapi_app", "the ASGI app mlflow server runs"),
+    ("mlflow.server.handlers", "_is_servable_proxied_run_artifact_root", "a proxied artifact root"),
+    ("mlflow.server.handlers", "_get_artifact_repo_mlflow_artifacts", "the server's artifact store"),
+    (
+        "mlflow.server.handlers",
+        "_get_proxied_run_artifact_destination_path",
+        "a proxied run's path in the server's artifact store",
+    ),
+    ("mlflow.server.handlers", "_get_artifact_repository_for_uri", "a run's artifact repository"),
 )
 
 
@@ -100,3 +109,19 @@ def wrap_for_server(flask_app: Any) -> Any:
     if resolve("mlflow.environment_variables", "_MLFLOW_SGI_NAME").get() == "uvicorn":
         return resolve("mlflow.server.fastapi_app", "create_fastapi_app")(flask_app)
     return flask_app
+
+
+def run_artifact_repo(root: str) -> tuple[Any, str]:
+    """The artifact repository and base path holding a run whose artifact URI is ``root``,
+    resolved as MLflow's own get-artifact handler does (a proxied ``mlflow-artifacts:/`` root
+    is read from the server's artifacts destination)."""
+    module = "mlflow.server.handlers"
+    if resolve(module, "_is_servable_proxied_run_artifact_root")(root):
+        repo = resolve(module, "_get_artifact_repo_mlflow_artifacts")()
+        base = resolve(module, "_get_proxied_run_artifact_destination_path")(proxied_artifact_root=root)
+        import mlflow.server.handlers as handlers
+
+        # Workspace scoping exists only on newer MLflow releases: absent means unscoped.
+        scoped = getattr(handlers, "_get_workspace_scoped_repo_path_if_enabled", lambda p: p)
+        return repo, str(scoped(base))
+    return resolve(module, "_get_artifact_repository_for_uri")(root), ""

@@ -37,16 +37,9 @@ class StoreRunReader:
         """The artifact's text read from the run's artifact repository; None when absent."""
         # The same resolution as MLflow's own get-artifact handler: a proxied root
         # (mlflow-artifacts:/...) is read from the server's artifacts destination.
-        from mlflow.server import handlers
+        from mlflow_green.registry import _mlflow_seams as seams
 
-        root = self.store.get_run(run_id).info.artifact_uri
-        if handlers._is_servable_proxied_run_artifact_root(root):
-            repo = handlers._get_artifact_repo_mlflow_artifacts()
-            base = handlers._get_proxied_run_artifact_destination_path(proxied_artifact_root=root)
-            scoped = getattr(handlers, "_get_workspace_scoped_repo_path_if_enabled", lambda p: p)
-            base = scoped(base)
-        else:
-            repo, base = handlers._get_artifact_repository_for_uri(root), ""
+        repo, base = seams.run_artifact_repo(self.store.get_run(run_id).info.artifact_uri)
         full = f"{base.rstrip('/')}/{path}" if base else path
         parent = str(Path(full).parent)
         names = {Path(f.path).name for f in repo.list_artifacts(parent) if not f.is_dir}
