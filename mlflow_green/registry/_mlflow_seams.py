@@ -47,7 +47,15 @@ SEAMS: tuple[tuple[str, str, str], ...] = (
         "_get_proxied_run_artifact_destination_path",
         "a proxied run's path in the server's artifact store",
     ),
-    ("mlflow.server.handlers", "_get_artifact_repository_for_uri", "a run's artifact repository"),
+)
+
+#: Seams of the uvicorn server, which older MLflow 3 releases (gunicorn/Flask only) lack: their
+#: absence means the server runs Flask, which needs no wrapping.
+UVICORN_SEAMS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("mlflow.environment_variables", "_MLFLOW_SGI_NAME"),
+        ("mlflow.server.fastapi_app", "create_fastapi_app"),
+    }
 )
 
 
@@ -106,7 +114,11 @@ def static_prefix_env() -> str:
 
 def wrap_for_server(flask_app: Any) -> Any:
     """The object the server runs: FastAPI around Flask under uvicorn, Flask itself otherwise."""
-    if resolve("mlflow.environment_variables", "_MLFLOW_SGI_NAME").get() == "uvicorn":
+    try:
+        sgi = resolve("mlflow.environment_variables", "_MLFLOW_SGI_NAME")
+    except SeamMissing:  # an MLflow release before the uvicorn server: Flask runs as it is
+        return flask_app
+    if sgi.get() == "uvicorn":
         return resolve("mlflow.server.fastapi_app", "create_fastapi_app")(flask_app)
     return flask_app
 
@@ -124,4 +136,6 @@ def run_artifact_repo(root: str) -> tuple[Any, str]:
         # Workspace scoping exists only on newer MLflow releases: absent means unscoped.
         scoped = getattr(handlers, "_get_workspace_scoped_repo_path_if_enabled", lambda p: p)
         return repo, str(scoped(base))
-    return resolve(module, "_get_artifact_repository_for_uri")(root), ""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    return get_artifact_repository(root), ""

@@ -12,6 +12,8 @@ def test_seam_exists(module: str, attribute: str, purpose: str) -> None:
     try:
         value = seams.resolve(module, attribute)
     except seams.SeamMissing as exc:
+        if (module, attribute) in seams.UVICORN_SEAMS:
+            pytest.skip(f"an MLflow release without the uvicorn server: {exc}")
         pytest.fail(f"{exc} (used to {purpose})")
     assert value is not None
 
