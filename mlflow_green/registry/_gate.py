@@ -410,15 +410,46 @@ class Gate:
     ) -> Any:
         """After the promotion committed: if a budget changed meanwhile (another request, any
         server process), judge again under the budgets now in the database; undo and refuse
-        if it no longer passes (compare-and-set through the store)."""
-        backend = self._backend()
-        now = backend.registered_model_tags(name)
-        if _budget_tags(now) == _budget_tags(seen):
-            return None
-        verdict = evaluate_with(backend, self.policy, name, version, alias=alias, stage=stage, model_tags=now)
-        if verdict.passed:
-            return None
-        store = backend.registry_store
+        if it no longer passes (compare-and-set through the store).
+
+        Fails closed: when the re-check itself cannot be made (the store errs), the promotion is
+        undone and refused too; when even the undo fails, the answer is still a refusal that says
+        so, and the audit trail and ``mlflow-green audit`` show the alias or stage."""
+        target = f"alias {alias}" if alias is not None else f"stage {stage}"
+        try:
+            backend = self._backend()
+            now = backend.registered_model_tags(name)
+            if _budget_tags(now) == _budget_tags(seen):
+                return None
+            verdict = evaluate_with(backend, self.policy, name, version, alias=alias, stage=stage, model_tags=now)
+            if verdict.passed:
+                return None
+            reason = (
+                f"carbon gate: {name} version {version} cannot take {verdict.target}: a budget changed while "
+                "it was being promoted, and under the budgets now in force: " + " ".join(verdict.reasons)
+            )
+        except Exception as exc:
+            _logger.exception("carbon gate could not re-check the promotion of %s version %s", name, version)
+            text = " ".join(str(exc).split())[:200] or type(exc).__name__
+            reason = (
+                f"carbon gate: {name} version {version} cannot take {target}: the budgets could not be read "
+                f"again after the promotion ({type(exc).__name__}: {text}), so it refuses (fail closed)"
+            )
+        try:
+            self._undo(name, version, alias, previous)
+        except Exception as exc:
+            _logger.exception("carbon gate could not undo the promotion of %s version %s", name, version)
+            reason += (
+                f"; the promotion could not be undone ({type(exc).__name__}): {target} may still point at "
+                f"version {version} - `mlflow-green audit --model {name}` lists it; set it back by hand"
+            )
+        else:
+            reason += "; the promotion was undone"
+        return self._deny(reason)
+
+    def _undo(self, name: str, version: str, alias: str | None, previous: str | None) -> None:
+        """Put the alias (or the version's stage) back where it was before the promotion."""
+        store = self._backend().registry_store
         if alias is not None:
             if previous:
                 store.set_registered_model_alias(name, alias, previous)
@@ -426,10 +457,6 @@ class Gate:
                 store.delete_registered_model_alias(name, alias)
         elif previous is not None:
             store.transition_model_version_stage(name, version, previous, archive_existing_versions=False)
-        return self._deny(
-            f"carbon gate: {name} version {version} cannot take {verdict.target}: a budget changed while "
-            "it was being promoted, and under the budgets now in force: " + " ".join(verdict.reasons)
-        )
 
     def _set_alias(self, msg: Any) -> Pending | None:
         return self._promotion(msg.name, msg.version, alias=msg.alias, stage=None)

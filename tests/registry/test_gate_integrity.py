@@ -238,3 +238,82 @@ def test_a_budget_tightened_during_the_promotion_undoes_it(
     Gate(Policy()).install(flask_app)
     _denied(_promote(flask_app.test_client(), name, v), "a budget changed", "3 kg CO2eq exceeds")
     assert str(client.get_registered_model(name).aliases["champion"]) == old
+
+
+def _race_app(client: Any, name: str, v: str) -> Any:
+    """MLflow's alias route whose view writes the alias as MLflow's handler does."""
+    from mlflow.protos.model_registry_pb2 import SetRegisteredModelAlias
+    from mlflow.server.handlers import HANDLERS
+
+    flask_app = _routed_app(unique("race"))
+
+    def view(**_: Any) -> str:
+        client.set_registered_model_alias(name, "champion", v)
+        return HANDLER_RAN
+
+    flask_app.view_functions[HANDLERS[SetRegisteredModelAlias].__name__] = view
+    Gate(Policy()).install(flask_app)
+    return flask_app
+
+
+@pytest.mark.parametrize("failing", ["registered_model_tags", "evaluate_with"])
+def test_a_recheck_that_cannot_be_made_undoes_the_promotion(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """Fail closed after the commit too: when the re-read of the budgets (or the judgement under
+    them) raises, the alias goes back and the answer is a refusal, not a promotion that stands."""
+    from mlflow_green.registry import _gate
+
+    backend = _backend(client)
+    monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
+    name = unique("m")
+    old = register(client, name, log_green_run(client, experiment_id, 0.5), model_tags={BUDGET: "5"})
+    v = register(client, name, log_green_run(client, experiment_id, 1.0))
+    client.set_registered_model_alias(name, "champion", old)
+    flask_app = _race_app(client, name, v)
+    if failing == "registered_model_tags":
+
+        def gone(self: StoreBackend, model: str) -> dict[str, str]:
+            raise ConnectionError("database went away")  # the gate's first read is get_registered_model
+
+        monkeypatch.setattr(StoreBackend, "registered_model_tags", gone)
+    else:
+        real_eval = _gate.evaluate_with
+
+        def budget_changes_then_fails(*args: Any, **kwargs: Any) -> Any:
+            if "model_version" not in kwargs:  # the re-check (the first judgement passes a version)
+                raise TimeoutError("statement timeout")
+            verdict = real_eval(*args, **kwargs)
+            client.set_registered_model_tag(name, BUDGET, "4")  # another request, meanwhile
+            return verdict
+
+        monkeypatch.setattr(_gate, "evaluate_with", budget_changes_then_fails)
+    _denied(_promote(flask_app.test_client(), name, v), "fail closed", "was undone")
+    assert str(client.get_registered_model(name).aliases["champion"]) == old
+
+
+def test_a_promotion_that_cannot_be_undone_is_still_refused_and_named(
+    client: Any, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow_green.registry import _gate
+
+    backend = _backend(client)
+    monkeypatch.setattr(Gate, "_backend", staticmethod(lambda: backend))
+    name = unique("m")
+    v = register(client, name, log_green_run(client, experiment_id, 1.0), model_tags={BUDGET: "5"})
+    flask_app = _race_app(client, name, v)
+
+    def fail(*_: Any, **__: Any) -> None:
+        raise ConnectionError("database went away")
+
+    real_eval = _gate.evaluate_with
+    monkeypatch.setattr(
+        _gate, "evaluate_with", lambda *a, **k: real_eval(*a, **k) if "model_version" in k else fail()
+    )
+    monkeypatch.setattr(Gate, "_undo", lambda *_a, **_k: fail())
+    real_tags = StoreBackend.registered_model_tags
+    monkeypatch.setattr(
+        StoreBackend, "registered_model_tags", lambda self, m: {**real_tags(self, m), BUDGET: "4"}
+    )
+    message = _denied(_promote(flask_app.test_client(), name, v), "could not be undone", "mlflow-green audit")
+    assert f"--model {name}" in message
