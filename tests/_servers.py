@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -245,3 +246,21 @@ def start_mlflow_server(
         args=args,
         env=full_env,
     )
+
+
+def grant_model_permission(admin: Any, username: str, name: str, permission: str) -> None:
+    """Grant ``username`` ``permission`` on registered model ``name`` (replacing any grant) with
+    basic-auth's client, on every supported MLflow release (3.0's per-resource calls, or the
+    later resource-typed ones)."""
+    if hasattr(admin, "grant_user_permission"):
+        try:
+            admin.revoke_user_permission(username, "registered_model", name)
+        except Exception:
+            pass  # none granted yet
+        admin.grant_user_permission(username, "registered_model", name, permission)
+        return
+    try:
+        admin.delete_registered_model_permission(name, username)
+    except Exception:
+        pass  # none granted yet
+    admin.create_registered_model_permission(name, username, permission)

@@ -21,6 +21,7 @@ from mlflow_green.cli.check import (
 )
 from mlflow_green.errors import ConfigError
 from mlflow_green.registry.audit import refused
+from mlflow_green.tracking import _mlflow_compat as compat
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +44,7 @@ def _server_promote(args: argparse.Namespace, client: Any) -> int | None:
 
     from mlflow_green.registry.remote import NotAGatedServer, server_check
 
-    uri = str(client._registry_uri)
+    uri = compat.registry_uri(client)
     try:
         data = server_check(uri, args.model, str(args.version), alias=args.alias)
     except NotAGatedServer:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     args.policy = api._policy(args.policy)
     client = api._client(None, args.tracking_uri)
     try:
-        if args.override_reason is None and is_server_uri(str(client._registry_uri)):
+        if args.override_reason is None and is_server_uri(compat.registry_uri(client)):
             code = _server_promote(args, client)
             if code is not None:
                 return code

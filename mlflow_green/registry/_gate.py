@@ -166,19 +166,23 @@ class Gate:
 
     # -- request hooks -----------------------------------------------------------------------
     def _body_error(self) -> Any:
-        """A 400 JSON answer for a body MLflow's parser would choke on, else None."""
+        """A 400 JSON answer for a body MLflow's parser would choke on, else None.
+
+        Parsed with the same call as MLflow's handlers (``get_json(force=True, silent=True)``),
+        whose cached result the handler then reuses: one parse per request, gated or not."""
         from flask import request
 
         if not request.is_json:
             return None
         try:
-            data = request.get_data(cache=True)
-            body = json.loads(data) if data else {}
+            body = request.get_json(force=True, silent=True)
+            if isinstance(body, str):  # older clients double-encode; MLflow decodes it again
+                body = json.loads(body)
         except RecursionError:
             return self._error("INVALID_PARAMETER_VALUE", "the request body nests too deeply to be parsed", 400)
         except ValueError:
-            return None  # not JSON at all: MLflow's own parser answers 400
-        if not isinstance(body, dict):
+            return None  # MLflow's own parser answers
+        if body is not None and not isinstance(body, dict):
             # MLflow's handlers answer a JSON array or scalar with an HTML 500, which clients
             # retry; the gated server answers what it is: a bad request.
             return self._error(
@@ -299,7 +303,7 @@ class Gate:
         from flask import g
 
         events.record_override(denial, reason)  # the audit trail; raises, so unrecorded = refused
-        user = getattr(g, "mlflow_authenticated_user", None) or "holder of the admin token"
+        user = events.current_user() or "holder of the admin token"
         record = f"{_now()} {operation} by {user}: {reason}. Refusal overridden: {denial}"[:_MAX_TAG_VALUE]
         _logger.warning("carbon gate override: %s", record)
         name = getattr(message, "name", "")

@@ -15,10 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "AUTH_OPTIONAL",
+    "AUTH_SEAMS",
     "SEAMS",
     "SeamMissing",
+    "auth",
     "endpoints",
     "handler_table",
+    "model_permission",
     "parse_request",
     "registry_store",
     "resolve",
@@ -49,6 +53,35 @@ SEAMS: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+#: MLflow's basic-auth app (``mlflow[auth]``), for ``--app-name green-gate-auth`` only: the gate
+#: reuses its permission checks rather than re-implementing them.
+AUTH_SEAMS: tuple[tuple[str, str, str], ...] = (
+    ("mlflow.server.auth", "create_app", "mount basic-auth on the server's Flask app"),
+    ("mlflow.server.auth", "auth_config", "which authorization function basic-auth uses"),
+    ("mlflow.server.auth", "sender_is_admin", "whether the caller is an administrator"),
+    ("mlflow.server.auth", "validate_can_manage_registered_model", "MANAGE on the request's model"),
+    ("mlflow.server.auth", "_get_registered_model_permission", "READ on a named model (/green/api)"),
+    ("mlflow.server.auth", "BEFORE_REQUEST_VALIDATORS", "give /green/api/* a basic-auth rule"),
+    ("mlflow.server.auth", "bootstrap_admin_user", "fail before any worker on a bad auth set-up"),
+    ("mlflow.server.auth", "get_flask_server_secret_key", "fail before any worker on a bad auth set-up"),
+    # What older MLflow 3 releases offer instead of _get_registered_model_permission.
+    ("mlflow.server.auth", "authenticate_request", "the caller's user name (older releases)"),
+    ("mlflow.server.auth", "store", "basic-auth's permission store (older releases)"),
+    ("mlflow.server.auth", "_get_permission_from_store_or_default", "a default for no grant (older releases)"),
+)
+
+#: Auth seams that some supported MLflow releases lack, each with what stands in for it: the
+#: per-name permission (MLflow 3.0-3.x before role-based permissions) is composed from the older
+#: names; the start-up checks run only where MLflow has them (older releases check in each worker).
+AUTH_OPTIONAL: dict[str, tuple[str, ...]] = {
+    "_get_registered_model_permission": ("authenticate_request", "store", "_get_permission_from_store_or_default"),
+    "bootstrap_admin_user": (),
+    "get_flask_server_secret_key": (),
+    "authenticate_request": (),
+    "store": (),
+    "_get_permission_from_store_or_default": (),
+}
+
 #: Seams of the uvicorn server, which older MLflow 3 releases (gunicorn/Flask only) lack: their
 #: absence means the server runs Flask, which needs no wrapping.
 UVICORN_SEAMS: frozenset[tuple[str, str]] = frozenset(
@@ -74,6 +107,26 @@ def resolve(module: str, attribute: str) -> Any:
             f"mlflow-green needs {module}.{attribute}, which MLflow {mlflow.__version__} does not "
             f"provide ({type(exc).__name__}: {exc}); install an MLflow version mlflow-green supports"
         ) from exc
+
+
+def auth(attribute: str) -> Any:
+    """A name of MLflow's basic-auth app (one of :data:`AUTH_SEAMS`)."""
+    if not any(a == attribute for _, a, _ in AUTH_SEAMS):
+        raise KeyError(f"{attribute} is not one of the basic-auth seams; add it to AUTH_SEAMS")
+    return resolve("mlflow.server.auth", attribute)
+
+
+def model_permission(name: str) -> Any:
+    """basic-auth's permission (``.can_read``, ``.can_manage``...) of the caller on registered
+    model ``name``, on every supported MLflow release."""
+    try:
+        return auth("_get_registered_model_permission")(name)
+    except SeamMissing:  # a release before role-based permissions: its own store and default
+        username = auth("authenticate_request")().username
+        store = auth("store")
+        return auth("_get_permission_from_store_or_default")(
+            lambda: store.get_registered_model_permission(name, username).permission
+        )
 
 
 def parse_request(request_class: type) -> Any:

@@ -196,24 +196,21 @@ def promote(
 def _set_alias_with_override(client: Any, name: str, alias: str, version: str, reason: str) -> None:
     import os
 
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
+    from mlflow_green.registry.remote import call_server, is_server_uri
+    from mlflow_green.tracking import _mlflow_compat as compat
 
     token = os.environ.get(ENV_ADMIN_TOKEN, "").strip()
     if not token:
         raise ConfigError(f"an override needs the administrator token in {ENV_ADMIN_TOKEN}")
-    uri = client._registry_uri
-    if not str(uri).startswith(("http://", "https://")):
+    uri = compat.registry_uri(client)
+    if not is_server_uri(uri):
         raise ConfigError("an override goes through a gated tracking server; set an http(s) tracking URI")
-    endpoint = "/api/2.0/mlflow/registered-models/alias"
-    response = http_request(
-        get_default_host_creds(uri),
-        endpoint,
-        "POST",
-        json={"name": name, "alias": alias, "version": version},
-        extra_headers={OVERRIDE_HEADER: token, OVERRIDE_REASON_HEADER: " ".join(reason.split())},
+    call_server(
+        uri,
+        "/api/2.0/mlflow/registered-models/alias",
+        {"name": name, "alias": alias, "version": version},
+        headers={OVERRIDE_HEADER: token, OVERRIDE_REASON_HEADER: " ".join(reason.split())},
     )
-    verify_rest_response(response, endpoint)
 
 
 # Tag keys that identify the gate's evidence, for callers that display them.

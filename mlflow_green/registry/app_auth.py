@@ -10,26 +10,36 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow_green.registry import _mlflow_seams as seams
+from mlflow_green.registry import events
 from mlflow_green.registry._gate import Gate
 from mlflow_green.registry.green_api import green_api_routes, install_green_api
 
 
 def _can_manage_budgets() -> bool:
     """Basic-auth lets EDIT set model tags; budgets (green.budget.*) need MANAGE or admin."""
-    from mlflow.server.auth import sender_is_admin, validate_can_manage_registered_model
-
-    return bool(sender_is_admin() or validate_can_manage_registered_model())
+    return bool(seams.auth("sender_is_admin")() or seams.auth("validate_can_manage_registered_model")())
 
 
 def _can_read_model(name: str | None) -> bool:
     """READ permission on registered model ``name``; ``None`` (server-wide data): admins only."""
-    from mlflow.server import auth
-
-    if auth.sender_is_admin():
+    if seams.auth("sender_is_admin")():
         return True
     if name is None:
         return False
-    return bool(auth._get_registered_model_permission(name).can_read)
+    return bool(seams.model_permission(name).can_read)
+
+
+def _authenticated_user() -> str | None:
+    """The user basic-auth authenticated for this request. Newer MLflow releases keep it in
+    ``flask.g``; older ones are asked again (only when an event is recorded)."""
+    from flask import g, request
+
+    user = getattr(g, "mlflow_authenticated_user", None)
+    if user or request.authorization is None:
+        return user or None
+    authorization = seams.auth("authenticate_request")()
+    return getattr(authorization, "username", None) or None
 
 
 def _authenticated() -> bool:
@@ -39,11 +49,10 @@ def _authenticated() -> bool:
 def _authorize_green_api() -> None:
     """Give basic-auth a rule for ``/green/api/*``: with ``MLFLOW_BASIC_AUTH_FAIL_CLOSED`` (on by
     default) it refuses every route it has none for, to everyone but administrators."""
-    from mlflow.server import auth
-
+    validators = seams.auth("BEFORE_REQUEST_VALIDATORS")
     for path, methods in green_api_routes():
         for method in methods:
-            auth.BEFORE_REQUEST_VALIDATORS[(path, method)] = _authenticated
+            validators[(path, method)] = _authenticated
 
 
 # Validated at import: ``mlflow server`` imports this module before it starts any worker.
@@ -58,9 +67,8 @@ def _refuse_malformed_basic_auth() -> Any:
     ``authorization_function`` set-ups may accept other schemes, so they are left alone.
     """
     from flask import Response, request
-    from mlflow.server.auth import auth_config
 
-    if not auth_config.authorization_function.endswith(":authenticate_request_basic_auth"):
+    if not seams.auth("auth_config").authorization_function.endswith(":authenticate_request_basic_auth"):
         return None
     auth = request.authorization
     if auth is None or (auth.type == "basic" and auth.username is not None and auth.password is not None):
@@ -94,10 +102,12 @@ def _preflight_auth() -> None:
     if not _inside_mlflow_server_command():
         return
     try:
-        from mlflow.server.auth import bootstrap_admin_user, get_flask_server_secret_key
-
-        get_flask_server_secret_key()
-        bootstrap_admin_user()
+        checks = [seams.auth("get_flask_server_secret_key"), seams.auth("bootstrap_admin_user")]
+    except seams.SeamMissing:
+        return  # an MLflow release whose basic-auth checks its set-up in each worker only
+    try:
+        for check in checks:
+            check()
     except Exception as exc:
         line = " ".join(str(exc).split())[:500] or type(exc).__name__
         raise SystemExit(f"mlflow-green: green-gate-auth cannot start: {line}") from None
@@ -105,14 +115,16 @@ def _preflight_auth() -> None:
 
 def create_app() -> object:
     """The app factory ``mlflow server`` calls in each worker, like ``basic-auth``'s."""
-    from mlflow.server import app as flask_app
-    from mlflow.server.auth import create_app as create_auth_app
+    from mlflow.server import app as flask_app  # MLflow's documented base for a server plugin
+
+    create_auth_app = seams.auth("create_app")
 
     # basic-auth's own factory returns FastAPI around Flask under uvicorn, Flask under gunicorn.
     flask_app.before_request(_refuse_malformed_basic_auth)  # runs before basic-auth's own hook
     served = create_auth_app(flask_app)  # its before_request (authentication) comes next
     from mlflow_green.reports.server_page import mount_green_page
 
+    events.set_user_resolver(_authenticated_user)
     sections = install_green_api(flask_app, _gate.policy, can_read=_can_read_model)
     _authorize_green_api()
     _gate.install(flask_app)

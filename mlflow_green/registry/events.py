@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -25,15 +25,41 @@ __all__ = [
     "EVENTS_TABLE",
     "EventLog",
     "GateEvent",
+    "current_user",
     "event_log_for_store",
     "parse_since",
     "record_override",
     "record_refusal",
+    "set_user_resolver",
 ]
 
 _logger = logging.getLogger("mlflow_green.gate")
 
 EVENTS_TABLE = "mlflow_green_gate_events"
+
+
+def _user_from_flask_g() -> str | None:
+    from flask import g
+
+    return getattr(g, "mlflow_authenticated_user", None) or None
+
+
+_user_resolver: Callable[[], str | None] = _user_from_flask_g
+
+
+def set_user_resolver(resolver: Callable[[], str | None]) -> None:
+    """How the server tells who sent the current request (the authentication app's job)."""
+    global _user_resolver
+    _user_resolver = resolver
+
+
+def current_user() -> str | None:
+    """The authenticated user of the current request, None without authentication."""
+    try:
+        return _user_resolver()
+    except Exception:
+        _logger.exception("carbon gate: could not tell the request's user")
+        return None
 _MAX_TEXT = 4000
 _TARGET_FIELDS = ("alias", "stage", "key", "value", "new_name", "source", "run_id", "run_uuid")
 
@@ -299,7 +325,7 @@ def _event_now(kind: str, message: str, *, reason: str | None, verdict: Any) -> 
     return GateEvent(
         kind=kind,
         at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        user=getattr(g, "mlflow_authenticated_user", None) or None,
+        user=current_user(),
         method=request.method,
         path=request.path,
         operation=_operation(),

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlflow_green.errors import ConfigError
 
-__all__ = ["NotAGatedServer", "is_server_uri", "server_audit", "server_check", "server_events"]
+__all__ = ["NotAGatedServer", "call_server", "is_server_uri", "server_audit", "server_check", "server_events"]
 
 
 class NotAGatedServer(ConfigError):
@@ -24,12 +24,16 @@ def is_server_uri(uri: str | None) -> bool:
     return str(uri or "").lower().startswith(("http://", "https://"))
 
 
-def _call(uri: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+def call_server(
+    uri: str, route: str, body: dict[str, Any], *, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """POST ``body`` to ``route`` on the tracking server at ``uri`` with the URI's credentials;
+    the JSON answer, or MLflow's own exception for an error answer (its error code kept)."""
     from mlflow.exceptions import MlflowException, RestException
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
 
-    response = http_request(get_default_host_creds(uri), route, "POST", json=body)
+    from mlflow_green.tracking import _mlflow_compat as compat
+
+    response = compat.http_request(compat.host_creds(uri), route, "POST", json=body, extra_headers=headers)
     try:
         data = response.json()
     except ValueError:
@@ -57,12 +61,12 @@ def server_check(
         body["alias"] = alias
     if stage:
         body["stage"] = stage
-    return _call(uri, "/green/api/check", body)
+    return call_server(uri, "/green/api/check", body)
 
 
 def server_audit(uri: str, *, model: str | None = None) -> dict[str, Any]:
     """The gated server's audit (``/green/api/audit``): violations of today's budgets."""
-    return _call(uri, "/green/api/audit", {"model": model} if model else {})
+    return call_server(uri, "/green/api/audit", {"model": model} if model else {})
 
 
 def server_events(
@@ -74,4 +78,4 @@ def server_events(
         body["model"] = model
     if since:
         body["since"] = since
-    return _call(uri, "/green/api/events", body)
+    return call_server(uri, "/green/api/events", body)

@@ -6,7 +6,7 @@ lifecycle stage), their tags, and every point of the ledger keys. MLflow's publi
 bulk read of metric histories: ``get_metric_history`` per run and key is about 40x slower than
 ``search_runs`` on 10,000 runs, and ``search_runs`` itself loads every run's params and latest
 metrics through the ORM (``benchmarks/ledger_scale.py`` measures both). The table objects are
-MLflow internals, imported lazily; where they are missing or the store is anything else (a REST
+MLflow internals, reached through ``tracking/_mlflow_compat.py``; where they are missing or the store is anything else (a REST
 server, a customised store), the ledger reads through MLflow's client API: a ``search_runs``
 walk over all lifecycle stages, then ``get_metric_history`` per run and key.
 """
@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mlflow_green.reports.ledger import FIELDS, LedgerRun, Point
+from mlflow_green.tracking import _mlflow_compat as compat
 from mlflow_green.tracking import schema
 
 __all__ = ["experiments_of", "read_runs_and_points"]
@@ -88,36 +89,18 @@ def _green_runs(
     return out
 
 
-def _plain_sql_store(store: Any) -> bool:
-    """MLflow's own SQLAlchemy tracking store, with its run queries not overridden."""
-    try:
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:  # pragma: no cover - MLflow without its SQL extras
-        return False
-    hooks = ("_get_query", "_validate_run_accessible", "search_runs")
-    return (
-        isinstance(store, SqlAlchemyStore)
-        and hasattr(store, "ManagedSessionMaker")
-        and all(getattr(type(store), h, None) is getattr(SqlAlchemyStore, h, None) for h in hooks)
-    )
-
-
 def _sql_points(store: Any, experiment_ids: Sequence[str]) -> dict[str, list[Point]] | None:
     """Every ledger metric point of the experiments in one statement (plain SQL stores).
 
     Not cut to ``--since``/``--until`` here: a run outside the range may still carry the lineage
     (parent tag) that ``--by model`` needs; the bounds are applied per epoch afterwards.
     """
-    if not _plain_sql_store(store):
+    tables = compat.plain_sql_tables(store)
+    if tables is None:
         return None
     import sqlalchemy as sa
 
-    try:
-        from mlflow.store.tracking.dbmodels.models import SqlMetric, SqlRun
-    except ImportError:  # pragma: no cover - an MLflow whose tables moved: its client API
-        return None
-
-    metrics, runs = SqlMetric.__table__, SqlRun.__table__
+    metrics, runs = tables["metric"], tables["run"]
     statement = (
         sa.select(
             metrics.c.run_uuid,
@@ -157,9 +140,10 @@ def _sql_runs(
 ) -> list[LedgerRun]:
     """The runs ``run_ids`` of the experiments and their tags, in two statements."""
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
 
-    runs, tags = SqlRun.__table__, SqlTag.__table__
+    tables = compat.plain_sql_tables(store)
+    assert tables is not None  # the caller read the points through the same tables
+    runs, tags = tables["run"], tables["tag"]
     in_experiments = runs.c.experiment_id.in_([int(e) for e in experiment_ids])
     run_rows = sa.select(
         runs.c.run_uuid, runs.c.name, runs.c.experiment_id, runs.c.user_id, runs.c.status,
@@ -201,7 +185,7 @@ def read_runs_and_points(
     if not names:
         return [], {}
     # An MlflowClient's store, or the server's own tracking store passed as ``client``.
-    store = getattr(getattr(client, "_tracking_client", None), "store", None) or client
+    store = compat.tracking_store(client) or client
     ids = list(names)
     points = _sql_points(store, ids)
     if points is not None:

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 import requests
 
-from tests._servers import MlflowServer, start_mlflow_server
+from tests._servers import MlflowServer, grant_model_permission, start_mlflow_server
 from tests.registry._helpers import log_green_run, register, unique
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{work / 'auth.db'}\n"
         "admin_username = admin\n"
+        f"admin_password = {ADMIN[1]}\n"  # MLflow 3.0-3.x read it here; newer: the env var
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         # PBKDF2 on every request would make this module slow on a loaded machine.
         "auth_cache_ttl_seconds = 300\n"
@@ -100,14 +101,13 @@ def test_budgets_need_manage_permission(auth_server: AuthServer) -> None:
     assert requests.post(url, json=note, auth=BOB, timeout=60).status_code == 403
     admin = AuthServiceClient(auth_server.server.url)
     with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}):
-        admin.grant_user_permission(BOB[0], "registered_model", name, "EDIT")
+        grant_model_permission(admin, BOB[0], name, "EDIT")
     # EDIT lets basic-auth through for tags, but not for budgets: the gate asks for MANAGE
     assert requests.post(url, json=note, auth=BOB, timeout=60).status_code == 200
     resp = requests.post(url, json=tighten, auth=BOB, timeout=60)
     assert resp.status_code == 403 and "needs MANAGE permission" in resp.json()["message"]
     with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}):
-        admin.revoke_user_permission(BOB[0], "registered_model", name)
-        admin.grant_user_permission(BOB[0], "registered_model", name, "MANAGE")
+        grant_model_permission(admin, BOB[0], name, "MANAGE")
     assert requests.post(url, json=tighten, auth=BOB, timeout=60).status_code == 200
     # even with MANAGE, loosening is the gate's to refuse
     loosen = {**tighten, "value": "50"}

@@ -106,6 +106,37 @@ def test_only_the_requests_own_target_missing_is_left_to_mlflow(client: Any, gat
     assert _promote(http, unique("nobody"), "1").get_data(as_text=True) == HANDLER_RAN
 
 
+@pytest.mark.parametrize("prefix", ["/api/2.0", "/ajax-api/2.0"])
+def test_a_double_encoded_body_is_read_as_mlflow_reads_it(
+    client: Any, experiment_id: str, gate_app: tuple[Gate, Any], prefix: str
+) -> None:
+    """Older MLflow clients post their JSON encoded twice (a JSON string); MLflow's handlers decode
+    it again, so the gate judges it: over budget refused, within budget through to the handler."""
+    _, http = gate_app
+    name = unique("m")
+    good = register(client, name, log_green_run(client, experiment_id, 0.5), model_tags={BUDGET: "2"})
+    over = register(client, name, log_green_run(client, experiment_id, 9.0))
+
+    def legacy(version: str) -> Any:
+        body = json.dumps(json.dumps({"name": name, "alias": "champion", "version": version}))
+        return http.post(f"{prefix}/mlflow/registered-models/alias", data=body, content_type="application/json")
+
+    _denied(legacy(over), "exceeds")
+    assert legacy(good).get_data(as_text=True) == HANDLER_RAN
+
+
+def test_every_non_object_body_is_a_400_json_answer(gate_app: tuple[Gate, Any]) -> None:
+    _, http = gate_app
+    for body in ("[1, 2]", "3", "null", '"[1]"', "[" * 50_000 + "]" * 50_000):
+        for path in ("/api/2.0/mlflow/registered-models/alias", "/api/2.0/mlflow/runs/log-batch"):
+            resp = http.post(path, data=body, content_type="application/json")
+            if body == "null":  # MLflow reads a JSON null as no body at all: its own answer
+                assert resp.get_data(as_text=True) == HANDLER_RAN
+                continue
+            assert resp.status_code == 400, (body[:20], resp.get_data(as_text=True)[:200])
+            assert resp.get_json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
 # -- class 3: figures later writes cannot improve -------------------------------------------------
 
 

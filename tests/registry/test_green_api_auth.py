@@ -12,7 +12,7 @@ from unittest import mock
 import pytest
 import requests
 
-from tests._servers import MlflowServer, start_mlflow_server
+from tests._servers import MlflowServer, grant_model_permission, start_mlflow_server
 from tests.registry._helpers import log_green_run, register, unique
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,13 @@ ADMIN = ("admin", "green-api-Admin-pw-2026")
 BOB = ("bob", "bob-Passw0rd-long-enough")
 TOKEN = "green-api-auth-token"
 BUDGET = "green.budget.total_co2eq_kg"
+
+
+def _no_read() -> str:
+    """The permission that takes READ away: DENY on newer MLflow, NO_PERMISSIONS on 3.0-3.x."""
+    from mlflow.server.auth.permissions import ALL_PERMISSIONS
+
+    return "DENY" if "DENY" in ALL_PERMISSIONS else "NO_PERMISSIONS"
 
 
 @dataclass
@@ -38,11 +45,7 @@ class AuthServer:
 
         with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}):
             admin = AuthServiceClient(self.url)
-            try:
-                admin.revoke_user_permission(BOB[0], "registered_model", name)
-            except Exception:
-                pass  # no permission granted yet
-            admin.grant_user_permission(BOB[0], "registered_model", name, permission)
+            grant_model_permission(admin, BOB[0], name, permission)
 
     def model(self, total: float, budget: str = "2") -> tuple[str, str]:
         name = unique("m")
@@ -60,6 +63,7 @@ def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{work / 'auth.db'}\n"
         "admin_username = admin\n"
+        f"admin_password = {ADMIN[1]}\n"  # MLflow 3.0-3.x read it here; newer: the env var
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "auth_cache_ttl_seconds = 300\n"
     )
@@ -87,7 +91,7 @@ def test_check_needs_authentication_and_read_permission(auth: AuthServer) -> Non
     assert requests.post(url, json=body, timeout=60).status_code == 401
     resp = requests.post(url, json=body, auth=BOB, timeout=60)  # default permission: READ
     assert resp.status_code == 200 and resp.json()["verdict"] == "pass"
-    auth.grant(name, "DENY")
+    auth.grant(name, _no_read())
     resp = requests.post(url, json=body, auth=BOB, timeout=60)
     assert resp.status_code == 403 and "READ permission" in resp.json()["message"]
     assert requests.post(url, json=body, auth=ADMIN, timeout=60).status_code == 200
@@ -107,7 +111,7 @@ def test_audit_and_events_show_only_readable_models(auth: AuthServer) -> None:
             json={"name": name, "alias": "prod", "version": version}, auth=ADMIN, timeout=60,
         )
         assert resp.status_code == 403
-    auth.grant(hidden, "DENY")
+    auth.grant(hidden, _no_read())
     as_bob = {v["model"] for v in requests.get(auth.url + "/green/api/audit", auth=BOB, timeout=60).json()["violations"]}
     as_admin = {v["model"] for v in requests.get(auth.url + "/green/api/audit", auth=ADMIN, timeout=60).json()["violations"]}
     assert shown in as_bob and hidden not in as_bob and {shown, hidden} <= as_admin

@@ -19,7 +19,7 @@ from unittest import mock
 import pytest
 import requests
 
-from tests._servers import MlflowServer, start_mlflow_server
+from tests._servers import MlflowServer, grant_model_permission, start_mlflow_server
 from tests.registry._helpers import log_green_run, register
 from tests.reliability._tally import Tally
 
@@ -65,6 +65,7 @@ def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
         "[mlflow]\ndefault_permission = READ\n"
         f"database_uri = sqlite:///{work / 'auth.db'}\n"
         "admin_username = admin\n"
+        f"admin_password = {ADMIN[1]}\n"  # MLflow 3.0-3.x read it here; newer: the env var
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "auth_cache_ttl_seconds = 300\n"  # PBKDF2 per request is slow on a loaded machine
     )
@@ -84,7 +85,7 @@ def auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
             name = f"auth-{uuid.uuid4().hex[:8]}"
             bad = register(client, name, log_green_run(client, exp, 5.0), model_tags={BUDGET_TAG: "1"})
             good = register(client, name, log_green_run(client, exp, 0.5))
-            admin.grant_user_permission(EDITOR[0], "registered_model", name, "EDIT")
+            grant_model_permission(admin, EDITOR[0], name, "EDIT")
         store = MlflowClient(tracking_uri=server.backend_uri, registry_uri=server.backend_uri)
         yield AuthServer(server, client, store, name, bad, good)
     finally:

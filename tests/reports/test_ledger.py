@@ -316,12 +316,12 @@ def test_over_a_tracking_server_the_client_path_counts_the_same(mlflow_server: A
 def test_only_mlflows_own_sql_store_takes_the_sql_path(store: dict[str, Any]) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    from mlflow_green.reports._ledger_read import _plain_sql_store
+    from mlflow_green.tracking._mlflow_compat import plain_sql_tables
 
     class Scoped(SqlAlchemyStore):  # e.g. a workspace-aware store scoping its run queries
         def _get_query(self, *args: Any, **kwargs: Any) -> Any:
             return super()._get_query(*args, **kwargs)
 
-    assert _plain_sql_store(SqlAlchemyStore(store["uri"], "/tmp/unused-artifacts"))
-    assert not _plain_sql_store(Scoped.__new__(Scoped))
-    assert not _plain_sql_store(object())
+    assert plain_sql_tables(SqlAlchemyStore(store["uri"], "/tmp/unused-artifacts")) is not None
+    assert plain_sql_tables(Scoped.__new__(Scoped)) is None
+    assert plain_sql_tables(object()) is None
