@@ -91,7 +91,8 @@ def _normalize(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _codecarbon_table() -> tuple[tuple[str, float], ...]:
+def _codecarbon_rows() -> tuple[tuple[str, float], ...]:
+    """CodeCarbon's CPU table as it is: ``(name, TDP watts)`` rows (names not normalised)."""
     spec = importlib.util.find_spec("codecarbon")
     if spec is None or not spec.submodule_search_locations:
         return ()
@@ -99,14 +100,41 @@ def _codecarbon_table() -> tuple[tuple[str, float], ...]:
         path = Path(location) / "data" / "hardware" / "cpu_power.csv"
         if path.is_file():
             with path.open(newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                header = next(reader, [])
+                if "Name" not in header or "TDP" not in header:
+                    return ()
+                at_name, at_tdp = header.index("Name"), header.index("TDP")
                 rows = []
-                for row in csv.DictReader(fh):
+                for row in reader:
                     try:
-                        rows.append((_normalize(row["Name"]), float(row["TDP"])))
-                    except (KeyError, TypeError, ValueError):
+                        rows.append((row[at_name], float(row[at_tdp])))
+                    except (IndexError, ValueError):
                         continue
                 return tuple(rows)
     return ()
+
+
+def _candidates(target: str) -> tuple[tuple[str, float], ...]:
+    """The normalised CodeCarbon rows that can match ``target`` (a normalised model name).
+
+    A row matches only with all its words in the target and a digit among them (or exactly,
+    see :func:`lookup_tdp_w`), so it contains one of the target's words that carry a digit:
+    a substring test on the raw name keeps the few such rows, and only those are normalised
+    (normalising all ~5,000 rows was most of a run's start-up cost). Every normalised word is
+    a substring of the lower-cased raw name, so the test drops no row that could match."""
+    words = target.split()
+    keys = [w for w in words if any(ch.isdigit() for ch in w)]
+    if keys:
+        kept = [r for r in _codecarbon_rows() if any(k in r[0].lower() for k in keys)]
+    else:  # no digit in the target: only an exact match can be found, holding every word
+        kept = [r for r in _codecarbon_rows() if all(w in r[0].lower() for w in words)]
+    return tuple((_normalize(name), tdp) for name, tdp in kept)
+
+
+@functools.lru_cache(maxsize=8)
+def _lookup_in_codecarbon(target: str) -> tuple[float, str] | None:
+    return _match(target, _candidates(target))
 
 
 def lookup_tdp_w(
@@ -116,11 +144,15 @@ def lookup_tdp_w(
 
     An exact match of the normalised name wins; otherwise the longest table entry whose
     words all occur in the model name, when no other entry of that length also matches.
+    ``table`` (normalised names) replaces CodeCarbon's.
     """
-    rows = _codecarbon_table() if table is None else table
     target = _normalize(model)
     if not target:
         return None
+    return _lookup_in_codecarbon(target) if table is None else _match(target, table)
+
+
+def _match(target: str, rows: tuple[tuple[str, float], ...]) -> tuple[float, str] | None:
     for name, tdp in rows:
         if name == target:
             return tdp, name

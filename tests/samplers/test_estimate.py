@@ -54,6 +54,23 @@ def test_codecarbon_tdp_lookup(model: str, tdp_w: float | None) -> None:
     assert (found[0] if found else None) == tdp_w
 
 
+def test_the_narrowed_lookup_answers_as_a_scan_of_the_whole_table() -> None:
+    """Only rows sharing a digit-bearing word (or, for a name without digits, every word) with
+    the model are normalised: the answer must be the one a scan of every row gives, for every
+    name in CodeCarbon's table and for variants a machine reports."""
+    from mlflow_green.samplers import estimate
+
+    rows = estimate._codecarbon_rows()
+    if not rows:
+        pytest.skip("CodeCarbon's CPU table is not installed")
+    full = tuple((estimate._normalize(name), tdp) for name, tdp in rows)
+    names = [name for name, _ in rows[::7]]
+    names += [f"{n} CPU @ 2.10GHz" for n in names[::5]] + [f"Intel(R) {n}(R)" for n in names[::11]]
+    names += ["AMD EPYC", "Intel Xeon", "Apple M1", "Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz"]
+    wrong = [n for n in names if lookup_tdp_w(n) != estimate._match(estimate._normalize(n), full)]
+    assert wrong == []
+
+
 def _cpu_counter(samples: list[tuple[float, float]]):
     it = iter(samples)
     return lambda: next(it)
