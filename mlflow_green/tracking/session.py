@@ -276,6 +276,24 @@ class RunSession:
             compat.pop_active_run(run_id or "")
             return False
 
+    def abort(self, status: str) -> None:
+        """Opening failed half-way (an error under strict mode): stop the sender, close the
+        journal, end the run if this session started it. Best effort: the opening error is
+        the one the caller raises."""
+        sender, journal = self.sender, self.journal
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if sender is not None:
+            steps.append(("stopping the sender", lambda: sender.close(timeout_s=5.0)))
+        if journal is not None:
+            steps.append(("closing the journal", journal.close))
+        if self.run_id is not None:
+            steps.append(("ending the run", lambda: self.end_run(status)))
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                _log.debug("%s after a failed start failed", what, exc_info=True)
+
     def log_report(self, report: dict[str, Any]) -> bool:
         """Log the report artifacts to the run; False when they could not be."""
         from mlflow_green.tracking import report as _report

@@ -210,6 +210,19 @@ class GreenTracker:
         self._started = True
         if not self.enabled:
             return self
+        try:
+            self._start()
+        except BaseException:
+            # An error under MLFLOW_GREEN_STRICT=1 or a bad input: no `with` block's __exit__
+            # runs, so leave no active tracker, SIGTERM handler, meter or sender behind.
+            try:
+                self.close(status="FAILED")
+            except Exception:
+                _log.debug("closing a tracker whose start failed failed", exc_info=True)
+            raise
+        return self
+
+    def _start(self) -> None:
         self._dist = dist_info()
         self._scale = ScaleOut(self._dist, self.config.share)
         self._meter = meter = open_meter(self.config, self._dist, self._meter, self._degrade)
@@ -242,7 +255,6 @@ class GreenTracker:
             broadcast_flag(False, self._dist)
         if self._auto_begin:
             self.begin_epoch()
-        return self
 
     def _open_run(self) -> None:
         from mlflow_green.tracking.session import RunSession
@@ -550,10 +562,22 @@ class GreenTracker:
             return
         self._closed = True
         uninstall_sigterm(self)
+        try:
+            self._stop_measuring(record_partial)
+        except BaseException:
+            # The partial epoch failed (strict mode): the run still ends; that error is raised.
+            try:
+                self._end_run(status)
+            except Exception:
+                _log.debug("ending the run after a failed last epoch failed", exc_info=True)
+            raise
+        self._end_run(status)
+
+    def _stop_measuring(self, record_partial: bool) -> None:
         meter = self._meter
-        assert meter is not None
         try:
             if self._window_open:
+                assert meter is not None
                 if record_partial:
                     self._close_window({})
                 else:
@@ -561,12 +585,17 @@ class GreenTracker:
                     self._window_open = False
         finally:
             pop_active(self)
-            try:
-                meter.close()
-            except Exception:
-                _log.debug("meter close failed", exc_info=True)
-        if self.is_logging:
+            if meter is not None:
+                try:
+                    meter.close()
+                except Exception:
+                    _log.debug("meter close failed", exc_info=True)
+
+    def _end_run(self, status: str) -> None:
+        if self._sink is not None:  # rank 0, its run opened
             self._finish_run(status)
+        elif self._session is not None:  # opening the run failed half-way
+            self._session.abort(status)
 
     def _final_tags(self) -> dict[str, str]:
         final_tags = {schema.TAG_STATUS: self.status}
