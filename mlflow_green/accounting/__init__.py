@@ -76,7 +76,6 @@ from mlflow_green.accounting.intensity import (
     IntensityValue,
     StaticIntensity,
     em_zone,
-    intensity_source,
     parse_basis,
     parse_intensity,
     static_intensity,
@@ -95,6 +94,7 @@ from mlflow_green.accounting.projection import Projection, project_total
 from mlflow_green.accounting.pue import PueValue, named_pues, pue_info, resolve_pue
 from mlflow_green.accounting.sci import SciResult, inference_energy_kwh, sci
 from mlflow_green.accounting.sci_ai import g_per_mtoken, kg_per_bparam
+from mlflow_green.accounting.sources import intensity_source
 from mlflow_green.accounting.water import (
     WaterFactor,
     WueValue,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from mlflow_green import _settings
 from mlflow_green.accounting import _data
@@ -177,6 +178,48 @@ def _override(raw: object, what: str, *, minimum: float, integer: bool = False) 
     return value
 
 
+class _DeviceFigures(NamedTuple):
+    """A device's embodied figures from the profile's data (before overrides)."""
+
+    device: str
+    key: str
+    generic: bool
+    embodied_kg: float
+    source: str
+    low_kg: float
+    high_kg: float
+    lifetime_years: float
+    lifetime_source: str
+    devices_per_node: float
+
+
+def _profile(profile: str | None) -> str:
+    prof = (profile or DEFAULT_PROFILE).strip().lower()
+    if prof not in embodied_profiles():
+        raise ConfigError(
+            f"unknown embodied profile {profile!r}{_data.hint(prof, embodied_profiles())}: use one of {', '.join(embodied_profiles())}"
+        )
+    return prof
+
+
+def _device_figures(gpu_name: str | None, prof: str) -> _DeviceFigures:
+    """The figures of the GPU named ``gpu_name``; None: a CPU-only machine (no device share)."""
+    if gpu_name is None:
+        life, life_src = _figure((CPU_NODE,), prof, "lifetime_years")
+        return _DeviceFigures(
+            "cpu", CPU_NODE, False, 0.0, "no GPU: the CPU server node carries all embodied emissions",
+            0.0, 0.0, life, life_src, 1.0,
+        )
+    hw = lookup_hardware(gpu_name)
+    key = hw.key if hw else GENERIC_GPU
+    keys = (key, "gpu")
+    dev_kg, dev_src = _figure(keys, prof, "embodied_kg")
+    low, high = _device_range(keys)
+    life, life_src = _figure(keys, prof, "lifetime_years")
+    dpn = _figure(keys, prof, "devices_per_node")[0]
+    return _DeviceFigures(gpu_name, key, hw is None, dev_kg, dev_src, low, high, life, life_src, dpn)
+
+
 def embodied_config(
     gpu_name: str | None,
     *,
@@ -196,31 +239,13 @@ def embodied_config(
     profile; any override makes the profile ``custom``.
     Invalid overrides raise :class:`~mlflow_green.errors.ConfigError`.
     """
-    prof = (profile or DEFAULT_PROFILE).strip().lower()
-    if prof not in embodied_profiles():
-        raise ConfigError(
-            f"unknown embodied profile {profile!r}{_data.hint(prof, embodied_profiles())}: use one of {', '.join(embodied_profiles())}"
-        )
+    prof = _profile(profile)
     count = int(_override(gpu_count, "gpu_count", minimum=0, integer=True))
     cpu_only = gpu_name is None or not str(gpu_name).strip() or count == 0
-    generic = False
-    if cpu_only:
-        keys: tuple[str, ...] = (CPU_NODE,)
-        device, key = "cpu", CPU_NODE
-        dev_kg, dev_src = 0.0, "no GPU: the CPU server node carries all embodied emissions"
-        low = high = 0.0
-        life, life_src = _figure(keys, prof, "lifetime_years")
-        dpn_default = 1.0
-    else:
-        hw = lookup_hardware(str(gpu_name))
-        device = str(gpu_name)
-        key = hw.key if hw else GENERIC_GPU
-        generic = hw is None
-        keys = (key, "gpu")
-        dev_kg, dev_src = _figure(keys, prof, "embodied_kg")
-        low, high = _device_range(keys)
-        life, life_src = _figure(keys, prof, "lifetime_years")
-        dpn_default = _figure(keys, prof, "devices_per_node")[0]
+    fig = _device_figures(None if cpu_only else str(gpu_name), prof)
+    device, key, generic = fig.device, fig.key, fig.generic
+    dev_kg, dev_src, low, high = fig.embodied_kg, fig.source, fig.low_kg, fig.high_kg
+    life, life_src, dpn_default = fig.lifetime_years, fig.lifetime_source, fig.devices_per_node
     node_kg, node_src = _figure((CPU_NODE,), prof, "embodied_kg")
     sources = [dev_src, node_src, life_src]
     node_share = 1.0

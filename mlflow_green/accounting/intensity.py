@@ -1,6 +1,7 @@
 """Grid carbon intensity: where a number of gCO2eq/kWh comes from.
 
-Precedence (:func:`intensity_source`): a fixed value passed in > ``MLFLOW_GREEN_INTENSITY`` >
+Which source applies is chosen by precedence in :mod:`.sources`
+(:func:`~mlflow_green.accounting.sources.intensity_source`): a fixed value passed in > ``MLFLOW_GREEN_INTENSITY`` >
 Electricity Maps when a token is given or ``ELECTRICITYMAPS_API_TOKEN`` is set > the embedded
 annual tables (country, sub-national grid or cloud region) > the world average, with a warning.
 
@@ -15,14 +16,13 @@ Cloud regions) or from Electricity Maps with a token.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from mlflow_green import _settings
 from mlflow_green.accounting import _data
-from mlflow_green.accounting.location import Location, resolve_location
+from mlflow_green.accounting.location import Location
 from mlflow_green.errors import ConfigError
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "IntensityValue",
     "StaticIntensity",
     "em_zone",
-    "intensity_source",
     "parse_basis",
     "parse_intensity",
     "static_intensity",
@@ -109,13 +108,6 @@ def parse_basis(raw: object) -> str:
     if basis is None:
         raise ConfigError(f"basis={raw!r}: use 'lifecycle' (the default) or 'direct'")
     return basis
-
-
-def _parse_env_basis(raw: str) -> str:
-    try:
-        return parse_basis(raw)
-    except ConfigError:
-        raise ConfigError(f"{ENV_INTENSITY_BASIS}={raw!r}: use 'lifecycle' (the default) or 'direct'") from None
 
 
 def _find(name: str, basis: str, match: dict[str, str]) -> dict[str, str] | None:
@@ -213,50 +205,3 @@ def _with_at(value: IntensityValue, at: datetime) -> IntensityValue:
     from dataclasses import replace
 
     return replace(value, at=at)
-
-
-def intensity_source(
-    location: Location | None = None,
-    *,
-    fixed: float | str | None = None,
-    token: str | None = None,
-    base_url: str | None = None,
-    timeout_s: float | None = None,
-    basis: str | None = None,
-) -> IntensitySource:
-    """The intensity source for a location, by precedence.
-
-    ``fixed`` (g/kWh) > ``MLFLOW_GREEN_INTENSITY`` > Electricity Maps (``token`` or
-    ``ELECTRICITYMAPS_API_TOKEN``; base URL ``base_url`` or ``MLFLOW_GREEN_ELECTRICITYMAPS_URL``)
-    > the embedded annual data. ``location`` None resolves from the environment; when nothing
-    is configured the world average is used and a :class:`GreenWarning` says how to set one.
-    ``basis`` selects ``lifecycle`` or ``direct`` figures (None: ``MLFLOW_GREEN_INTENSITY_BASIS``,
-    else ``lifecycle``); a fixed value has the basis the user gave it. Bad fixed values or a basis with no figure raise
-    :class:`~mlflow_green.errors.ConfigError`.
-    """
-    if basis is None:
-        env_basis = _settings.env_str(ENV_INTENSITY_BASIS)
-        basis = BASIS_LIFECYCLE if env_basis is None else _parse_env_basis(env_basis)
-    basis = parse_basis(basis)
-    if location is None:
-        location = resolve_location()
-    if fixed is not None:
-        return FixedIntensity(fixed, location)
-    env_fixed = _settings.env_str(_settings.ENV_INTENSITY)
-    if env_fixed is not None:
-        value = parse_intensity(env_fixed, _settings.ENV_INTENSITY)
-        return FixedIntensity(value, location)
-    if location.is_world and not location.configured:
-        warnings.warn(
-            "no location configured: using the world-average grid intensity; set "
-            "MLFLOW_GREEN_COUNTRY (ISO 3166 alpha-3), MLFLOW_GREEN_CLOUD_PROVIDER and "
-            "MLFLOW_GREEN_CLOUD_REGION, or MLFLOW_GREEN_INTENSITY",
-            GreenWarning,
-            stacklevel=2,
-        )
-    token = token or _settings.env_str(_settings.ENV_EM_TOKEN)
-    if token and not location.is_world:
-        from mlflow_green.accounting.electricitymaps import ElectricityMapsIntensity
-
-        return ElectricityMapsIntensity(location, token, base_url=base_url, timeout_s=timeout_s, basis=basis)
-    return StaticIntensity(location, basis)

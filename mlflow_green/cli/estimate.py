@@ -163,15 +163,12 @@ def _count(raw: object, default: int) -> int:
     return int(value)
 
 
-def run(args: argparse.Namespace) -> int:
+def _it_energy(
+    args: argparse.Namespace, hours: float | None
+) -> tuple[float, int, float | None, float | None]:
+    """``(energy_kwh, gpu count, tdp_w, utilization)`` from ``--energy-kwh`` or ``--gpu``."""
     from mlflow_green import accounting as acct
 
-    if args.energy_kwh is not None and args.gpu is not None:
-        raise ConfigError("give either --energy-kwh or --gpu (with --count and --hours), not both")
-    if args.energy_kwh is None and args.gpu is None:
-        raise ConfigError("give --energy-kwh E, or --gpu MODEL --count N --hours H")
-
-    hours = None if args.hours is None else _settings.parse_float(args.hours, "--hours", minimum=0.0)
     tdp_w = utilization = None
     if args.gpu is not None:
         if hours is None:
@@ -200,6 +197,19 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--utilization and --tdp-w apply to --gpu, not to --energy-kwh")
         energy_kwh = _settings.parse_float(args.energy_kwh, "--energy-kwh", minimum=0.0)
         count = _count(args.count, 1)
+    return energy_kwh, count, tdp_w, utilization
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlflow_green import accounting as acct
+
+    if args.energy_kwh is not None and args.gpu is not None:
+        raise ConfigError("give either --energy-kwh or --gpu (with --count and --hours), not both")
+    if args.energy_kwh is None and args.gpu is None:
+        raise ConfigError("give --energy-kwh E, or --gpu MODEL --count N --hours H")
+
+    hours = None if args.hours is None else _settings.parse_float(args.hours, "--hours", minimum=0.0)
+    energy_kwh, count, tdp_w, utilization = _it_energy(args, hours)
 
     # Validate every input before the intensity lookup, which may warn or call the network.
     pue = acct.resolve_pue(args.pue)

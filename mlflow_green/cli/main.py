@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported (all of them when None)."""
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
 
     parser = _Parser(
         prog="mlflow-green",

@@ -10,7 +10,6 @@ from mlflow_green.errors import ConfigError, GateDenied
 from mlflow_green.registry.footprint import Backend, ClientBackend, model_version_footprint
 from mlflow_green.registry.policy import Policy, policy_from_env
 from mlflow_green.registry.verdict import Verdict, judge
-from mlflow_green.tracking import schema
 
 __all__ = ["PromotionDenied", "check", "evaluate", "evaluate_with", "promote"]
 
@@ -211,13 +210,3 @@ def _set_alias_with_override(client: Any, name: str, alias: str, version: str, r
         {"name": name, "alias": alias, "version": version},
         headers={OVERRIDE_HEADER: token, OVERRIDE_REASON_HEADER: " ".join(reason.split())},
     )
-
-
-# Tag keys that identify the gate's evidence, for callers that display them.
-EVIDENCE_KEYS: tuple[str, ...] = (
-    schema.GATE_VERDICT,
-    schema.GATE_TOTAL_CO2EQ_KG,
-    schema.GATE_ENERGY_KWH,
-    schema.GATE_CHECKED_AT,
-    schema.GATE_REASONS,
-)

@@ -220,12 +220,6 @@ class Policy:
             trusted_keys=self.trusted_keys,
         )
 
-    def rule_label(self, name: str) -> str:
-        for rule in self.rules:
-            if fnmatch.fnmatchcase(name, rule.pattern):
-                return rule.pattern
-        return ""
-
 
 def _names(value: Any, where: str) -> frozenset[str]:
     if isinstance(value, str):

@@ -233,35 +233,18 @@ def _check(entry: BudgetEntry, fp: Footprint, measured: bool) -> BudgetCheck:
     return BudgetCheck(entry.key, entry.scope, limit, figure, ok, entry.source, sentence)
 
 
-def judge(
-    *,
-    model: str,
-    version: str,
-    footprint: Footprint,
+def _budget_checks(
     policy: ModelPolicy,
     model_tags: Mapping[str, str],
-    alias: str | None = None,
-    stage: str | None = None,
-    attestation: Verification | None = None,
-) -> Verdict:
-    """Decide a version against the budgets of its model at ``alias``/``stage`` (or model-wide).
-
-    Every applicable budget is checked; per key the strictest one binds (so a tag can tighten a
-    policy budget and never loosen it). Malformed budget tags fail. Evidence rules (missing,
-    simulated, degraded) come from the policy.
-    """
-    scope = (alias or stage or "").lower() or None
-    if alias:
-        gated = model_is_budgeted(policy, model_tags) and policy.alias_gated(alias)
-    elif stage:
-        gated = model_is_budgeted(policy, model_tags) and policy.stage_gated(stage)
-    else:
-        gated = model_is_budgeted(policy, model_tags)
-
+    scope: str | None,
+    footprint: Footprint,
+    reasons: list[str],
+    warnings: list[str],
+) -> tuple[list[BudgetCheck], dict[str, BudgetEntry]]:
+    """Every budget's check (malformed tags of any scope fail) and the binding budget per key;
+    failures go to ``reasons``, allowed gaps to ``warnings`` (in order)."""
     entries: list[BudgetEntry] = [*policy.budgets, *budgets_from_tags(model_tags)]
     applicable = [e for e in entries if e.scope is None or e.scope == scope]
-    reasons: list[str] = []
-    warnings: list[str] = []
     checks: list[BudgetCheck] = []
 
     # Malformed tags fail whatever their scope: a typo must never leave a budget silently unset.
@@ -292,7 +275,20 @@ def judge(
         checks.append(check)
         if not check.passed:
             reasons.append(check.sentence)
+    return checks, binding
 
+
+def _evidence_rules(
+    footprint: Footprint,
+    policy: ModelPolicy,
+    binding: Mapping[str, BudgetEntry],
+    attestation: Verification | None,
+    gated_target: str | None,
+    reasons: list[str],
+    warnings: list[str],
+) -> None:
+    """The policy's evidence rules (missing, simulated, degraded, unattested evidence), each
+    a reason or a warning; a missing-evidence reason goes first, before the checks it voided."""
     if footprint.missing:
         text = "Missing evidence: " + "; ".join(footprint.missing) + "."
         if policy.on_missing == "deny":
@@ -306,8 +302,8 @@ def judge(
             f"The footprint comes from simulated measurements (run {', '.join(simulated)}), "
             "not real hardware."
         )
-        if policy.on_simulated == "deny" and scope is not None and gated:
-            reasons.append(text + f" Simulated evidence cannot promote to a gated {('alias' if alias else 'stage')}.")
+        if policy.on_simulated == "deny" and gated_target is not None:
+            reasons.append(text + f" Simulated evidence cannot promote to a gated {gated_target}.")
         else:
             warnings.append(text)
 
@@ -329,11 +325,44 @@ def judge(
         )
     if attestation is not None and not attestation.verified:
         text = f"The evidence is not attested ({attestation.reason}): {attestation.detail}."
-        if policy.on_unattested == "deny" and scope is not None and gated:
-            reasons.append(text + f" Unattested evidence cannot promote to a gated {('alias' if alias else 'stage')} (on_unattested: deny).")
+        if policy.on_unattested == "deny" and gated_target is not None:
+            reasons.append(text + f" Unattested evidence cannot promote to a gated {gated_target} (on_unattested: deny).")
         else:
             warnings.append(text)
     warnings.extend(footprint.notes)
+
+
+def judge(
+    *,
+    model: str,
+    version: str,
+    footprint: Footprint,
+    policy: ModelPolicy,
+    model_tags: Mapping[str, str],
+    alias: str | None = None,
+    stage: str | None = None,
+    attestation: Verification | None = None,
+) -> Verdict:
+    """Decide a version against the budgets of its model at ``alias``/``stage`` (or model-wide).
+
+    Every applicable budget is checked; per key the strictest one binds (so a tag can tighten a
+    policy budget and never loosen it). Malformed budget tags fail. Evidence rules (missing,
+    simulated, degraded) come from the policy.
+    """
+    scope = (alias or stage or "").lower() or None
+    if alias:
+        gated = model_is_budgeted(policy, model_tags) and policy.alias_gated(alias)
+    elif stage:
+        gated = model_is_budgeted(policy, model_tags) and policy.stage_gated(stage)
+    else:
+        gated = model_is_budgeted(policy, model_tags)
+
+    reasons: list[str] = []
+    warnings: list[str] = []
+    checks, binding = _budget_checks(policy, model_tags, scope, footprint, reasons, warnings)
+    # A gated alias or stage that simulated or unattested evidence may not reach (by policy).
+    gated_target = ("alias" if alias else "stage") if scope is not None and gated else None
+    _evidence_rules(footprint, policy, binding, attestation, gated_target, reasons, warnings)
 
     return Verdict(
         model=model,

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from mlflow_green.reports.ledger import FIELDS, LedgerRun, Point
+from mlflow_green.reports._ledger_types import FIELDS, LedgerRun, Point
 from mlflow_green.tracking import _mlflow_compat as compat
 from mlflow_green.tracking import schema
 

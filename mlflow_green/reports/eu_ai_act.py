@@ -143,7 +143,7 @@ def _energy(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def eu_ai_act_documentation(client: Any, run_id: str) -> dict[str, Any]:
     """The energy/compute fields for ``run_id`` and its lineage (an ``MlflowClient``)."""
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
     from mlflow_green.registry.footprint import ClientBackend, footprint_of_run
 
     footprint = footprint_of_run(ClientBackend(client), run_id, include_lineage=True)

@@ -213,7 +213,7 @@ def render_green_page(
     ``audit`` (the JSON of ``mlflow-green audit``) and ``events`` (that of ``audit --events``)
     add the aliases and stages over today's budgets and the gate's refusals and overrides.
     """
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
 
     prefix = prefix.rstrip("/")
     boards, empty = _boards(tracking_store)

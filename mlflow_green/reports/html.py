@@ -125,7 +125,7 @@ def leaderboard_section(
 
 def render_leaderboard_html(board: Leaderboard, *, title: str | None = None) -> str:
     """The standalone HTML report written by ``mlflow-green leaderboard --html``."""
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
 
     title = title or f"Carbon leaderboard: {board.experiment_name}"
     body = (

@@ -19,7 +19,8 @@ Rules (docs/ledger.md):
 
 The data path (``_ledger_read``): on MLflow's plain SQL stores, three statements over MLflow's
 tables (the experiments' runs, their tags, every ledger metric point); elsewhere (a REST server)
-a ``search_runs`` walk over all lifecycle stages and ``get_metric_history`` run by run.
+a ``search_runs`` walk over all lifecycle stages and ``get_metric_history`` run by run. What
+both sides share (``FIELDS``, ``LedgerRun``, ``Point``) sits in ``_ledger_types``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mlflow_green.errors import ConfigError
+from mlflow_green.reports._ledger_types import FIELDS, LedgerRun, Point
 from mlflow_green.tracking import schema
 
 __all__ = [
@@ -54,34 +56,8 @@ __all__ = [
     "parse_by",
 ]
 
-#: JSON field -> per-epoch metric key.
-FIELDS: dict[str, str] = {
-    "energy_kwh": schema.ENERGY_KWH,
-    "co2eq_kg": schema.CO2EQ_KG,
-    "co2eq_market_kg": schema.CO2EQ_MARKET_KG,
-    "embodied_kg": schema.EMBODIED_KG,
-    "total_co2eq_kg": schema.TOTAL_CO2EQ_KG,
-    "water_l": schema.WATER_L,
-}
 GROUPINGS: tuple[str, ...] = ("month", "quarter", "experiment", "model", "user", "tag:KEY")
 NOT_IN_A_MODEL = "not in a model"
-
-Point = tuple[str, int, int, float]  # key, step, timestamp ms, value
-
-
-@dataclass(frozen=True)
-class LedgerRun:
-    """What the ledger needs of a run (from ``search_runs``)."""
-
-    run_id: str
-    run_name: str
-    experiment_id: str
-    experiment_name: str
-    user: str
-    status: str
-    deleted: bool
-    tags: Mapping[str, str] = field(default_factory=dict)
-
 
 @dataclass(frozen=True)
 class Epoch:

@@ -63,7 +63,7 @@ def _hardware(tags: dict[str, str]) -> str:
 
 def co2_eq_emissions(run: Any, *, training_type: str | None = None) -> dict[str, Any]:
     """The ``co2_eq_emissions`` mapping of an MLflow run measured by mlflow_green."""
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
 
     metrics, tags = run.data.metrics, run.data.tags
     if schema.CUM_CO2EQ_KG not in metrics:

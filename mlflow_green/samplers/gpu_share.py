@@ -143,7 +143,6 @@ class GpuShareSampler:
         self._last_whole: list[float] | None = None
         self._cum: list[float] = [0.0] * len(self._devices)
         self._whole: list[float] = [0.0] * len(self._devices)
-        self.last_shares: tuple[float, ...] = ()
         self._prime()
         bases_used = list(dict.fromkeys(d.basis for d in self._devices))
         self.basis = "+".join(bases_used)
@@ -267,7 +266,6 @@ class GpuShareSampler:
             shares = [self._interval_share(dev, ours) for dev in self._devices]
         except (self._err, AttributeError) as exc:
             raise SamplerError(f"NVML process query failed: {exc}") from exc
-        self.last_shares = tuple(shares)
         return shares
 
     # -- the Sampler protocol ------------------------------------------------------------

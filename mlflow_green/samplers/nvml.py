@@ -153,6 +153,43 @@ class NvmlGpuSampler(SamplerBase):
         self, gpu_indices: Sequence[int] | None, env: Mapping[str, str], use_counter: bool
     ) -> None:
         nv = self._nvml
+        notes: list[str] = []
+        visible = self._select(self._enumerate(), gpu_indices, env, notes)
+
+        # Several MIG slices of one GPU share its energy: meter the physical GPU once.
+        physical: list[VisibleGpu] = []
+        for vis in visible:
+            if vis.mig_uuid is not None:
+                notes.append(
+                    f"{vis.mig_uuid} is a MIG instance: NVML has no energy counter per "
+                    f"instance, so the energy of its whole parent GPU {vis.record.uuid} "
+                    "is reported (other instances' work included)"
+                )
+            if all(p.record.nvml_index != vis.record.nvml_index for p in physical):
+                physical.append(vis)
+        self._gpus = physical
+        self._migs_of = tuple(
+            tuple(v.mig_uuid for v in visible if v.mig_uuid and v.record.nvml_index == p.record.nvml_index)
+            for p in physical
+        )
+        self._handles = [nv.nvmlDeviceGetHandleByIndex(v.record.nvml_index) for v in physical]
+        self._devices = tuple(
+            DeviceInfo(index=i, name=v.record.name, uuid=v.mig_uuid or v.record.uuid)
+            for i, v in enumerate(physical)
+        )
+        has_counter = self._probe_counter(physical, use_counter, notes)
+        self._method = METHOD_COUNTER if has_counter else METHOD_POWER
+        if has_counter:
+            self._update_period_s = COUNTER_UPDATE_PERIOD_S
+        else:
+            averaged = any(v.record.compute_capability >= (8, 6) for v in physical)
+            self._update_period_s = AVERAGED_POWER_PERIOD_S if averaged else INSTANT_POWER_PERIOD_S
+        self._tracker = CounterTracker([f"GPU {v.record.uuid}" for v in physical])
+        self._notes = tuple(notes)
+
+    def _enumerate(self) -> list[GpuRecord]:
+        """Every GPU NVML sees, in NVML's order."""
+        nv = self._nvml
         try:
             count = int(nv.nvmlDeviceGetCount())
             records = []
@@ -172,8 +209,17 @@ class NvmlGpuSampler(SamplerBase):
                 )
         except self._err as exc:
             raise SamplerUnavailable(f"NVML cannot enumerate GPUs: {exc}") from exc
+        return records
 
-        notes: list[str] = []
+    def _select(
+        self,
+        records: list[GpuRecord],
+        gpu_indices: Sequence[int] | None,
+        env: Mapping[str, str],
+        notes: list[str],
+    ) -> list[VisibleGpu]:
+        """The GPUs this process uses: CUDA's order and CUDA_VISIBLE_DEVICES, then the
+        requested ordinals; none raises SamplerUnavailable."""
         ordered, order_notes = cuda_order(records, env.get("CUDA_DEVICE_ORDER"))
         notes += order_notes
         cvd = env.get("CUDA_VISIBLE_DEVICES")
@@ -198,29 +244,12 @@ class NvmlGpuSampler(SamplerBase):
                 else "NVML reports no GPU"
             )
             raise SamplerUnavailable(f"no GPU selected: {why}")
+        return visible
 
-        # Several MIG slices of one GPU share its energy: meter the physical GPU once.
-        physical: list[VisibleGpu] = []
-        for vis in visible:
-            if vis.mig_uuid is not None:
-                notes.append(
-                    f"{vis.mig_uuid} is a MIG instance: NVML has no energy counter per "
-                    f"instance, so the energy of its whole parent GPU {vis.record.uuid} "
-                    "is reported (other instances' work included)"
-                )
-            if all(p.record.nvml_index != vis.record.nvml_index for p in physical):
-                physical.append(vis)
-        self._gpus = physical
-        self._migs_of = tuple(
-            tuple(v.mig_uuid for v in visible if v.mig_uuid and v.record.nvml_index == p.record.nvml_index)
-            for p in physical
-        )
-        self._handles = [nv.nvmlDeviceGetHandleByIndex(v.record.nvml_index) for v in physical]
-        self._devices = tuple(
-            DeviceInfo(index=i, name=v.record.name, uuid=v.mig_uuid or v.record.uuid)
-            for i, v in enumerate(physical)
-        )
-
+    def _probe_counter(self, physical: list[VisibleGpu], use_counter: bool, notes: list[str]) -> bool:
+        """True when every GPU has a readable energy counter (and ``use_counter``); else
+        power must be readable on each, or SamplerUnavailable."""
+        nv = self._nvml
         has_counter = use_counter
         if use_counter:
             for vis, handle in zip(physical, self._handles, strict=True):
@@ -247,14 +276,7 @@ class NvmlGpuSampler(SamplerBase):
                         f"NVML can read neither energy nor power of {vis.record.name} "
                         f"({vis.record.uuid}): {exc}"
                     ) from exc
-        self._method = METHOD_COUNTER if has_counter else METHOD_POWER
-        if has_counter:
-            self._update_period_s = COUNTER_UPDATE_PERIOD_S
-        else:
-            averaged = any(v.record.compute_capability >= (8, 6) for v in physical)
-            self._update_period_s = AVERAGED_POWER_PERIOD_S if averaged else INSTANT_POWER_PERIOD_S
-        self._tracker = CounterTracker([f"GPU {v.record.uuid}" for v in physical])
-        self._notes = tuple(notes)
+        return has_counter
 
     def _mig_parent_uuid(self, mig_uuid: str) -> str | None:
         nv = self._nvml

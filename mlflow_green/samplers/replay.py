@@ -79,87 +79,87 @@ def _numbers(path: str, line: int, key: str, value: Any) -> tuple[float, ...]:
     return tuple(out)
 
 
-def load_trace(path: str | Path) -> Trace:
-    """Read and validate a trace file; problems raise ConfigError naming the line."""
+def _read(path: str | Path) -> tuple[str, str]:
     p = Path(path).expanduser()
     name = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        return name, p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             f"replay trace {name} does not exist: fix the path in replay:<path>"
         ) from None
     except OSError as exc:
         raise ConfigError(f"replay trace {name} cannot be read: {exc.strerror or exc}") from None
-    names: dict[str, tuple[str, ...]] = {}
-    times: list[float] = []
-    kinds: dict[str, str] = {}  # component -> "j" | "w"
-    values: dict[str, list[tuple[float, ...]]] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
+
+
+def _json_object(name: str, lineno: int, line: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _bad(name, lineno, f"not JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise _bad(name, lineno, "each line must be a JSON object")
+    return obj
+
+
+def _device_names(name: str, lineno: int, header: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    devices = header.get("devices", {})
+    if not isinstance(devices, dict):
+        raise _bad(name, lineno, "devices must map a component to a list of names")
+    return {str(k): tuple(str(n) for n in v) for k, v in devices.items() if isinstance(v, list)}
+
+
+def _add_record(
+    name: str,
+    lineno: int,
+    record: dict[str, Any],
+    *,
+    first: bool,
+    kinds: dict[str, str],
+    values: dict[str, list[tuple[float, ...]]],
+) -> set[str]:
+    """Append a record's values to ``values`` (``kinds``: component -> "j" | "w", set by the
+    first record); the components it gave."""
+    seen: set[str] = set()
+    for key, value in record.items():
+        if key == "t_s":
             continue
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise _bad(name, lineno, f"not JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise _bad(name, lineno, "each line must be a JSON object")
-        if "mlflow_green_trace" in obj:
-            if times:
-                raise _bad(name, lineno, "the header must come before the records")
-            devices = obj.get("devices", {})
-            if not isinstance(devices, dict):
-                raise _bad(name, lineno, "devices must map a component to a list of names")
-            names = {
-                str(k): tuple(str(n) for n in v) for k, v in devices.items() if isinstance(v, list)
-            }
-            continue
-        t = obj.get("t_s")
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-            raise _bad(name, lineno, "t_s (seconds) is missing or not a number")
-        if times and t <= times[-1]:
-            raise _bad(name, lineno, f"t_s={t} does not increase")
-        seen: set[str] = set()
-        for key, value in obj.items():
-            if key == "t_s":
-                continue
-            comp, _, unit = key.rpartition("_")
-            if comp not in COMPONENTS or unit not in ("j", "w"):
-                raise _bad(
-                    name,
-                    lineno,
-                    f"unknown key {key!r}; use t_s, <gpu|cpu|ram>_j or <gpu|cpu|ram>_w",
-                )
-            if comp in seen:
-                raise _bad(name, lineno, f"{comp} is given both as _j and _w")
-            seen.add(comp)
-            if not times:
-                kinds[comp] = unit
-                values[comp] = []
-            elif kinds.get(comp) != unit:
-                raise _bad(name, lineno, f"{key} is not in the first record or changes its unit")
-            numbers = _numbers(name, lineno, key, value)
-            if values[comp] and len(numbers) != len(values[comp][0]):
-                raise _bad(
-                    name,
-                    lineno,
-                    f"{key} has {len(numbers)} devices, earlier records {len(values[comp][0])}",
-                )
-            if (
-                unit == "j"
-                and values[comp]
-                and any(a < b for a, b in zip(numbers, values[comp][-1], strict=True))
-            ):
-                raise _bad(name, lineno, f"{key} decreases; _j values are cumulative joules")
-            values[comp].append(numbers)
-        if times and seen != set(kinds):
-            raise _bad(name, lineno, f"record has {sorted(seen)} but the trace has {sorted(kinds)}")
-        if not times and not seen:
-            raise _bad(name, lineno, "the first record has no <component>_j or _w values")
-        times.append(float(t))
-    if len(times) < 2:
-        raise ConfigError(f"replay trace {name} needs at least two records")
+        comp, _, unit = key.rpartition("_")
+        if comp not in COMPONENTS or unit not in ("j", "w"):
+            raise _bad(
+                name,
+                lineno,
+                f"unknown key {key!r}; use t_s, <gpu|cpu|ram>_j or <gpu|cpu|ram>_w",
+            )
+        if comp in seen:
+            raise _bad(name, lineno, f"{comp} is given both as _j and _w")
+        seen.add(comp)
+        if first:
+            kinds[comp] = unit
+            values[comp] = []
+        elif kinds.get(comp) != unit:
+            raise _bad(name, lineno, f"{key} is not in the first record or changes its unit")
+        numbers = _numbers(name, lineno, key, value)
+        if values[comp] and len(numbers) != len(values[comp][0]):
+            raise _bad(
+                name,
+                lineno,
+                f"{key} has {len(numbers)} devices, earlier records {len(values[comp][0])}",
+            )
+        if (
+            unit == "j"
+            and values[comp]
+            and any(a < b for a, b in zip(numbers, values[comp][-1], strict=True))
+        ):
+            raise _bad(name, lineno, f"{key} decreases; _j values are cumulative joules")
+        values[comp].append(numbers)
+    return seen
+
+
+def _energy_series(
+    times: list[float], values: dict[str, list[tuple[float, ...]]], kinds: dict[str, str]
+) -> tuple[dict[str, tuple[tuple[float, ...], ...]], dict[str, tuple[tuple[float, ...], ...]]]:
+    """``(energy_j, power_w)`` per component: power series integrated (trapezoids) to joules."""
     energy: dict[str, tuple[tuple[float, ...], ...]] = {}
     power: dict[str, tuple[tuple[float, ...], ...]] = {}
     for comp, series in values.items():
@@ -176,6 +176,40 @@ def load_trace(path: str | Path) -> Trace:
             ]
             rows.append(tuple(cum))
         energy[comp] = tuple(rows)
+    return energy, power
+
+
+def load_trace(path: str | Path) -> Trace:
+    """Read and validate a trace file; problems raise ConfigError naming the line."""
+    name, text = _read(path)
+    names: dict[str, tuple[str, ...]] = {}
+    times: list[float] = []
+    kinds: dict[str, str] = {}  # component -> "j" | "w"
+    values: dict[str, list[tuple[float, ...]]] = {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        obj = _json_object(name, lineno, stripped)
+        if "mlflow_green_trace" in obj:
+            if times:
+                raise _bad(name, lineno, "the header must come before the records")
+            names = _device_names(name, lineno, obj)
+            continue
+        t = obj.get("t_s")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise _bad(name, lineno, "t_s (seconds) is missing or not a number")
+        if times and t <= times[-1]:
+            raise _bad(name, lineno, f"t_s={t} does not increase")
+        seen = _add_record(name, lineno, obj, first=not times, kinds=kinds, values=values)
+        if times and seen != set(kinds):
+            raise _bad(name, lineno, f"record has {sorted(seen)} but the trace has {sorted(kinds)}")
+        if not times and not seen:
+            raise _bad(name, lineno, "the first record has no <component>_j or _w values")
+        times.append(float(t))
+    if len(times) < 2:
+        raise ConfigError(f"replay trace {name} needs at least two records")
+    energy, power = _energy_series(times, values, kinds)
     return Trace(
         path=name, times_s=tuple(times), energy_j=energy, device_names=names, power_w=power
     )

@@ -8,12 +8,59 @@ value the run held when the epoch ended. ``recover`` uses the same function for 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
 
-__all__ = ["HistoryReads", "accuracy_per_kg_of", "resolve_accuracies"]
+__all__ = ["HistoryReads", "RunAccuracy", "accuracy_per_kg_of", "resolve_accuracies"]
+
+
+class RunAccuracy:
+    """The accuracy a tracker applies to its epochs, and where it came from.
+
+    Given (``report_accuracy``, ``accuracy=``, a metric of the epoch) or read back from the run
+    by the sender thread; :meth:`tag` is the ``green.accuracy_metric`` tag.
+    """
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.key: str | None = None
+        # True when the accuracy was given during the current epoch (not read back from the run).
+        self.fresh = False
+        # Set when an accuracy was given (report_accuracy, accuracy=, the user's metrics).
+        self.given = False
+        # Epochs handed to the sender with "read the accuracy back from the run".
+        self.deferred = False
+        self._lock = threading.Lock()  # the sender thread writes _run_key
+        self._run_key: str | None = None
+
+    def give(self, value: Any, name: str | None = None) -> None:
+        """The model's latest accuracy (a number, or a tensor of one), from the current epoch on."""
+        try:
+            number = float(value.item() if hasattr(value, "item") else value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"accuracy={value!r} is not a number") from None
+        self.value = number
+        self.fresh = True
+        self.given = True
+        if name:
+            self.key = name
+
+    def read_back(self, key: str) -> None:
+        """The sender thread read an epoch's accuracy from the run's metric ``key``."""
+        with self._lock:
+            self._run_key = key
+
+    def tag(self) -> str | None:
+        """The metric the accuracy came from; ``reported`` when given without a name."""
+        with self._lock:
+            key = self.key or self._run_key
+        if key:
+            return key
+        return "reported" if self.given else None
 
 
 def resolve_accuracies(

@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mlflow_green import _settings
 from mlflow_green.errors import ConfigError
 
-if TYPE_CHECKING:
-    from mlflow_green.tracking.tracker import GreenTracker
+__all__ = [
+    "Measuring",
+    "active_tracker",
+    "pop_active",
+    "push_active",
+    "report_accuracy",
+    "report_tokens",
+]
 
-__all__ = ["active_tracker", "pop_active", "push_active", "report_accuracy", "report_tokens"]
 
-_ACTIVE: list[GreenTracker] = []
+class Measuring(Protocol):
+    """What this module asks of a tracker (a ``GreenTracker``; the tracker imports this
+    module, not the other way round)."""
+
+    def log_accuracy(self, value: float) -> None: ...
+
+    def report_tokens(self, n: int) -> None: ...
+
+
+_ACTIVE: list[Measuring] = []
 _ACTIVE_LOCK = threading.Lock()
 
 
-def active_tracker() -> GreenTracker | None:
+def active_tracker() -> Measuring | None:
     """The innermost tracker currently measuring, if any."""
     with _ACTIVE_LOCK:
         return _ACTIVE[-1] if _ACTIVE else None
@@ -40,13 +54,13 @@ def report_accuracy(value: float) -> None:
     tracker.log_accuracy(value)
 
 
-def push_active(tracker: GreenTracker) -> None:
+def push_active(tracker: Measuring) -> None:
     """``tracker`` starts measuring (it becomes the innermost)."""
     with _ACTIVE_LOCK:
         _ACTIVE.append(tracker)
 
 
-def pop_active(tracker: GreenTracker) -> None:
+def pop_active(tracker: Measuring) -> None:
     """``tracker`` stopped measuring."""
     with _ACTIVE_LOCK:
         if tracker in _ACTIVE:

@@ -14,7 +14,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlflow_green import _settings
 from mlflow_green.attestation import (
@@ -37,6 +37,7 @@ __all__ = [
     "TAG_ATTESTATION",
     "ClientRunReader",
     "RunAttestation",
+    "RunRef",
     "RunSigner",
     "log_attestation",
     "read_attestation",
@@ -145,6 +146,19 @@ def sampler_identity(hardware: Any, spec: str | None) -> dict[str, str]:
         "gpu_names": ",".join(map(str, getattr(hardware, "gpu_names", None) or ())),
         "simulated": str(bool(getattr(hardware, "simulated", False))).lower(),
     }
+
+
+class RunRef(Protocol):
+    """Where a run's attestation is logged (a ``RunSession``)."""
+
+    @property
+    def tracking_uri(self) -> str | None: ...
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def journal_id(self) -> str | None: ...
 
 
 class RunAttestation:
@@ -269,11 +283,11 @@ class RunAttestation:
         except Exception as exc:
             self._failed(exc)
 
-    def log(self, tracker: Any) -> bool:
-        """Log the signed document and tag to the tracker's run; True when done (or nothing to log)."""
+    def log(self, run: RunRef) -> bool:
+        """Log the signed document and tag to the run; True when done (or nothing to log)."""
         if self.document is None:
             return True
-        tracking_uri, run_id, journal_id = tracker.tracking_uri, tracker.run_id or "", tracker.journal_id
+        tracking_uri, run_id, journal_id = run.tracking_uri, run.run_id or "", run.journal_id
         from mlflow import MlflowClient
 
         from mlflow_green.tracking.session import raise_if_strict_and_permanent, short_http

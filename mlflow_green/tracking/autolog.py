@@ -89,11 +89,12 @@ def autolog(
     """Record per-epoch energy, CO2eq, embodied share and accuracy per kg of every training run.
 
     After this call, ``transformers.Trainer.train`` and Lightning's ``Trainer.fit`` log the
-    ``green/`` metrics at ``step = epoch`` (0-based) into the active MLflow run — the one
-    Hugging Face's ``MLflowCallback``, Lightning's ``MLFlowLogger`` or ``mlflow.autolog()``
-    opened, or your own — or into a new run when none is active. The provenance of every
-    number is written as ``green.*`` tags; ``green/report.json`` and ``green/report.html``
-    are logged at the end, and a short summary is printed unless ``silent``.
+    ``green/`` metrics at ``step = epoch`` (0-based) into the active MLflow run (the one Hugging
+    Face's ``MLflowCallback``, Lightning's ``MLFlowLogger``, ``mlflow.autolog()`` or you opened),
+    or into a new run when none is active. The provenance of every number is written as
+    ``green.*`` tags; ``green/report.json`` and ``green/report.html`` are logged at the end, and
+    a short summary is printed unless ``silent``. An option not given comes from the
+    ``MLFLOW_GREEN_*`` environment variable named below, where there is one.
 
     Args:
         disable: undo every patch and forget the options; the frameworks are not measured
@@ -117,8 +118,7 @@ def autolog(
         budget_kg: a CO2eq budget (operational + embodied) for the whole run.
         on_budget: ``"warn"`` or ``"stop"`` when the projected total exceeds ``budget_kg``;
             stop ends training cleanly after the current epoch and tags ``green.stop_reason``.
-        log_every_n_epochs: send to MLflow every n epochs (each epoch is journaled locally
-            at once, whatever n is).
+        log_every_n_epochs: send to MLflow every n epochs (each epoch is journaled at once).
         report: log the report artifacts at the end of the run.
         signing_key: path to an Ed25519 private key (PEM, from ``mlflow-green keygen``) that
             signs every epoch record into ``green/attestation.json``; default
@@ -135,7 +135,11 @@ def autolog(
     Raises:
         ConfigError: an option is invalid (the message says which and what to use).
     """
-    options = {k: v for k, v in locals().items() if k != "disable"}
+    _configure({k: v for k, v in locals().items() if k != "disable"}, disable=disable)
+
+
+def _configure(options: dict[str, Any], *, disable: bool) -> None:
+    """Turn autolog off, or validate the options, make them the defaults and patch."""
     with _STATE.lock:
         if disable or _settings.disabled():
             _unpatch_all()

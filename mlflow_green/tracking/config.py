@@ -16,6 +16,7 @@ __all__ = [
     "GreenConfig",
     "current_config",
     "set_current_config",
+    "whole_number",
 ]
 
 # Epochs that end within this many seconds of the last send go to MLflow together (one
@@ -203,6 +204,20 @@ def _as_float(value: Any) -> float | None:
 # The options of the last ``autolog()`` call: the defaults of every tracker, callback and
 # ``epochs()`` loop. Kept here (not in autolog) so that the adapters do not import autolog.
 _CURRENT: list[GreenConfig] = []
+
+
+def whole_number(value: Any, what: str, minimum: int) -> int | None:
+    """``value`` as an int (None stays None); a ConfigError unless a whole number >= ``minimum``."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value != int(value)
+        or value < minimum
+    ):
+        raise ConfigError(f"{what}={value!r} must be a whole number >= {minimum}")
+    return int(value)
 
 
 def current_config() -> GreenConfig:

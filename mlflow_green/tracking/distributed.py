@@ -51,10 +51,6 @@ class DistInfo:
     has_group: bool = False
 
     @property
-    def is_distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
     def is_global_zero(self) -> bool:
         return self.rank == 0
 

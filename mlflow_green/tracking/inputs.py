@@ -127,7 +127,7 @@ def provenance_tags(
     inputs: RunInputs, hardware: HardwareInfo, config: GreenConfig, status: str
 ) -> dict[str, str]:
     """The ``green.*`` tags saying how every number of the run is obtained."""
-    from mlflow_green import __version__
+    from mlflow_green._version import __version__
 
     methods = dict(hardware.methods or {})
     source = inputs.intensity_source

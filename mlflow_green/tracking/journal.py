@@ -195,7 +195,7 @@ class Journal:
         journal only: no MLflow run exists yet and the header's ``run_id`` is null.
         """
         journal = cls(journal_path(run_id, directory))
-        from mlflow_green import __version__
+        from mlflow_green._version import __version__
 
         journal._append(
             {

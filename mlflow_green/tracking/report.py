@@ -10,12 +10,11 @@ import html
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mlflow_green.tracking import schema
-
-if TYPE_CHECKING:
-    from mlflow_green.tracking.tracker import GreenTracker
+from mlflow_green.tracking.record import EpochRecord
 
 __all__ = [
     "CAR_G_PER_KM",
@@ -46,31 +45,43 @@ def car_km(total_co2eq_kg: float) -> float:
     return total_co2eq_kg * 1000.0 / CAR_G_PER_KM
 
 
-def build_report(tracker: GreenTracker) -> dict[str, Any]:
-    """The run's report as a JSON-able dict: provenance, per-epoch rows, totals."""
-    ledger = tracker._ledger
-    totals: dict[str, Any] = dict(ledger.totals()) if ledger is not None else {}
-    totals["epochs"] = len(tracker.records)
-    last = tracker.records[-1] if tracker.records else None
-    accuracy = last.accuracy if last is not None else None
-    totals["accuracy"] = accuracy
-    totals["accuracy_per_kg"] = last.accuracy_per_kg if last is not None else None
+def build_report(
+    records: Sequence[EpochRecord],
+    *,
+    totals: Mapping[str, float],
+    run_id: str | None,
+    journal_id: str | None,
+    status: str,
+    stop_reason: str | None,
+    total_epochs: int | None,
+    budget_kg: float | None,
+    provenance: Mapping[str, str],
+) -> dict[str, Any]:
+    """The run's report as a JSON-able dict: provenance, per-epoch rows, totals.
+
+    ``totals`` are the ledger's run totals; ``journal_id`` differs from ``run_id`` only while
+    the run does not exist (server down at start).
+    """
+    report_totals: dict[str, Any] = dict(totals)
+    report_totals["epochs"] = len(records)
+    last = records[-1] if records else None
+    report_totals["accuracy"] = last.accuracy if last is not None else None
+    report_totals["accuracy_per_kg"] = last.accuracy_per_kg if last is not None else None
     if last is not None and last.projected_total_co2eq_kg is not None:
-        totals["projected_total_co2eq_kg"] = last.projected_total_co2eq_kg
-    total_kg = float(totals.get("total_co2eq_kg", 0.0))
+        report_totals["projected_total_co2eq_kg"] = last.projected_total_co2eq_kg
+    total_kg = float(report_totals.get("total_co2eq_kg", 0.0))
     return {
-        "run_id": tracker.run_id,
-        # Differs from run_id only while the run does not exist (server down at start).
-        "journal_id": getattr(tracker, "journal_id", None),
+        "run_id": run_id,
+        "journal_id": journal_id,
         "generated_unix_s": time.time(),
-        "status": tracker.status,
-        "stop_reason": tracker.stop_reason,
-        "total_epochs": tracker.total_epochs,
-        "budget_kg": tracker.config.budget_kg,
-        "provenance": dict(tracker._tags),
-        "totals": totals,
+        "status": status,
+        "stop_reason": stop_reason,
+        "total_epochs": total_epochs,
+        "budget_kg": budget_kg,
+        "provenance": dict(provenance),
+        "totals": report_totals,
         "equivalent": {"car_km": car_km(total_kg), "source": CAR_SOURCE},
-        "epochs": [r.to_row() for r in tracker.records],
+        "epochs": [r.to_row() for r in records],
     }
 
 

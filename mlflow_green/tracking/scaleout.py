@@ -7,8 +7,8 @@ Kept apart from the tracker so that the tracker needs a few calls:
   distributed job, local rank 0 alone measures the whole node's CPU and RAM;
 - :meth:`ScaleOut.gather_inputs` — once at the start, a collective: every node's location, intensity
   source, intensity and PUE (``green.location`` = ``mixed`` and ``green.location.nodes``);
-- :meth:`ScaleOut.reduce_options` — the arguments of :func:`reduce_epoch` that make the
-  epoch's CO2eq the sum over nodes and carry the shares;
+- :meth:`ScaleOut.reduce` — the epoch of the whole job (:func:`reduce_epoch`, a collective),
+  its CO2eq the sum over nodes, carrying the shares;
 - :meth:`ScaleOut.metrics` — ``green/gpu_share``, ``green/cpu_share`` and
   ``green/node{i}_energy_kwh`` of the epoch.
 """
@@ -24,7 +24,9 @@ from mlflow_green.tracking.distributed import (
     ReducedEpoch,
     gather_nodes,
     location_tags,
+    reduce_epoch,
 )
+from mlflow_green.tracking.record import EpochEnergy
 
 __all__ = ["ScaleOut"]
 
@@ -78,6 +80,28 @@ class ScaleOut:
     def tags(self) -> dict[str, str]:
         """The location tags of a multi-node job (they replace the single-node ones)."""
         return location_tags(self.sites) if self.multi_node else {}
+
+    def reduce(
+        self,
+        measurement: Any,
+        local: EpochEnergy,
+        *,
+        intensity_g_per_kwh: float | None,
+        accuracy: float | None,
+        degraded: bool,
+        pue: float,
+    ) -> ReducedEpoch | None:
+        """The job's epoch from every rank's (a collective); None without a process group."""
+        if not self.info.has_group:
+            return None
+        return reduce_epoch(
+            local,
+            self.info,
+            intensity_g_per_kwh=intensity_g_per_kwh,
+            accuracy=accuracy,
+            degraded=degraded,
+            **self.reduce_options(measurement, pue),
+        )
 
     def reduce_options(self, measurement: Any, pue: float) -> dict[str, Any]:
         """Keyword arguments of ``reduce_epoch`` for this rank's epoch ``measurement``."""

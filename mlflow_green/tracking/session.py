@@ -17,11 +17,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mlflow_green import _settings
 from mlflow_green.tracking import _mlflow_compat as compat
+from mlflow_green.tracking import report as _report
 from mlflow_green.tracking.config import GreenConfig
 from mlflow_green.tracking.failures import is_transient, short_reason
 from mlflow_green.tracking.journal import (
@@ -36,6 +37,7 @@ from mlflow_green.tracking.journal import (
 from mlflow_green.tracking.logger import AsyncLogger
 from mlflow_green.tracking.pending import PendingRun
 from mlflow_green.tracking.resume import ResumePoint, find_resume_point, read_run_history
+from mlflow_green.tracking.signals import KILLED
 from mlflow_green.tracking.transport import make_transport, unreachable
 
 __all__ = ["RunSession", "short_http"]
@@ -84,7 +86,7 @@ class RunSession:
         run_name: str | None,
         tracking_uri: str | None,
         on_degrade: Callable[[str], None],
-        on_problem: Callable[[str, BaseException | None], None],
+        on_warn: Callable[[str, str], None],
         on_accuracy: Callable[[int, str, float], None],
     ) -> None:
         self.config = config
@@ -92,7 +94,7 @@ class RunSession:
         self._run_name = run_name
         self._requested_tracking_uri = tracking_uri
         self._on_degrade = on_degrade
-        self._on_problem = on_problem
+        self._on_warn = on_warn  # (key, message): said once per key
         self._on_accuracy = on_accuracy
         self._lock = threading.Lock()
         self._run_id: str | None = None
@@ -213,7 +215,7 @@ class RunSession:
             self.run_id,
             transport,
             journal=self.journal,
-            on_problem=self._on_problem,
+            on_problem=self._sender_problem,
             create_run=create_run,
             on_run_created=self._set_run_id,
             accuracy_keys=tuple(self.config.accuracy_metrics),
@@ -221,6 +223,15 @@ class RunSession:
             on_journal_problem=lambda why: self._on_degrade(f"journal write failed ({why})"),
             send_interval_s=self.config.resolved_send_interval_s,
         )
+
+    def _sender_problem(self, message: str, error: BaseException | None) -> None:
+        if error is None and self.pending_run is not None and self.run_id is None:
+            return  # still down since the start: said once already
+        hint = (
+            f"; epochs are journaled, `mlflow-green recover --run-id {self.journal_id}` "
+            "sends them later"
+        )
+        self._on_warn(f"logger:{error is None}", f"mlflow_green: {message}{hint}")
 
     # -- resuming -------------------------------------------------------------------------
 
@@ -239,6 +250,12 @@ class RunSession:
                     "cumulative figures continue from the journal only"
                 )
         return find_resume_point(history, self.prior_journal, start=start)
+
+    def resend(self, unsent: Mapping[int, tuple[int, dict[str, float]]]) -> None:
+        """Queue the epochs a previous job of this run journaled but never sent (it was killed)."""
+        if self.sender is not None:
+            for step, (ts, metrics) in sorted(unsent.items()):
+                self.sender.log_recovered(step, metrics, ts)
 
     # -- the end --------------------------------------------------------------------------
 
@@ -276,10 +293,89 @@ class RunSession:
             compat.pop_active_run(run_id or "")
             return False
 
+    def abort(self, status: str) -> None:
+        """Opening failed half-way (an error under strict mode): stop the sender, close the
+        journal, end the run if this session started it. Best effort: the opening error is
+        the one the caller raises."""
+        sender, journal = self.sender, self.journal
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if sender is not None:
+            steps.append(("stopping the sender", lambda: sender.close(timeout_s=5.0)))
+        if journal is not None:
+            steps.append(("closing the journal", journal.close))
+        if self.run_id is not None:
+            steps.append(("ending the run", lambda: self.end_run(status)))
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                _log.debug("%s after a failed start failed", what, exc_info=True)
+
+    def finish(
+        self,
+        report: dict[str, Any],
+        *,
+        status: str,
+        send_report: bool,
+        attest: Callable[[RunSession], bool] | None,
+    ) -> list[BaseException]:
+        """End the run: the journal's end record, the sender's last sends, the report
+        artifacts (``send_report``), the attestation (``attest``), the run's end (``status``;
+        ``KILLED`` ends it whoever opened it). The journal is marked done only when all of it
+        reached MLflow; otherwise a warning says how to send the rest. Returns the sender's
+        errors."""
+        sender, journal = self.sender, self.journal
+        assert sender is not None
+        if journal is not None:
+            try:
+                journal.end(
+                    str(report.get("status", "")),
+                    _report._jsonable(report),
+                    run_status=status,
+                    end_time_ms=int(time.time() * 1000),
+                )
+            except (OSError, ValueError):
+                _log.debug("journal end failed", exc_info=True)
+        finished = sender.close(timeout_s=30.0)
+        unsent = sender.unsent_steps
+        run_exists = self.run_id is not None
+        report_sent = not send_report
+        if send_report and run_exists and sender.reachable and finished:
+            report_sent = self.log_report(report)
+        attested = attest is None or (run_exists and finished and attest(self))
+        # Killed (SIGTERM): the process ends now, so the run ends too, whoever opened it.
+        run_ended = self.end_run(status, force=status == KILLED) if run_exists else False
+        sent_all = finished and report_sent and attested and not unsent and not sender.unsent_tags
+        if run_exists and run_ended and sent_all and journal:
+            try:
+                journal.done()
+            except (OSError, ValueError):
+                _log.debug("journal done failed", exc_info=True)
+        self._say_unsent(
+            run_exists, unsent, finished, epochs=len(report.get("epochs", ()))
+        )
+        errors = sender.errors
+        if journal is not None:
+            journal.close()
+        return errors
+
+    def _say_unsent(self, run_exists: bool, unsent: Any, finished: bool, *, epochs: int) -> None:
+        where = getattr(self.journal, "path", "the journal")
+        if not run_exists:
+            _log.warning(
+                "mlflow_green: the tracking server %s never answered: %d epoch(s) are journaled "
+                "in %s — run `mlflow-green recover --run-id %s` when it is back (it creates the run)",
+                self.tracking_uri, epochs, where, self.journal_id,
+            )
+        elif unsent or not finished:
+            _log.warning(
+                "mlflow_green: %d epoch(s) of run %s did not reach MLflow; they are journaled in %s — "
+                "run `mlflow-green recover --run-id %s`",
+                len(unsent), self.run_id, where, self.journal_id,
+            )
+
     def log_report(self, report: dict[str, Any]) -> bool:
         """Log the report artifacts to the run; False when they could not be."""
-        from mlflow_green.tracking import report as _report
-
         try:
             with short_http(timeout_s=30):
                 _report.log_report_artifacts(self.tracking_uri or "", self.run_id or "", report)

@@ -19,21 +19,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from mlflow_green.tracking.tracker import GreenTracker
-
-__all__ = ["KILLED", "boundary", "install_sigterm", "uninstall_sigterm"]
+__all__ = ["KILLED", "Closable", "boundary", "install_sigterm", "uninstall_sigterm"]
 
 _log = logging.getLogger("mlflow_green")
 KILLED = "KILLED"
 
 
+class Closable(Protocol):
+    """What the handler asks of a tracker (a ``GreenTracker``, which imports this module)."""
+
+    def close(self, *, status: str = ..., record_partial: bool = ...) -> None: ...
+
+
 class _Guard:
     """The handler of one tracker, the handler it replaced, and a deferred signal."""
 
-    def __init__(self, tracker: GreenTracker, previous: Any) -> None:
+    def __init__(self, tracker: Closable, previous: Any) -> None:
         self.tracker = tracker
         self.previous = previous
         self.busy = 0
@@ -64,7 +67,7 @@ class _Guard:
 _GUARDS: dict[int, _Guard] = {}
 
 
-def install_sigterm(tracker: GreenTracker) -> None:
+def install_sigterm(tracker: Closable) -> None:
     """Handle SIGTERM for ``tracker`` (only from the main thread; elsewhere, nothing)."""
     if threading.current_thread() is not threading.main_thread() or id(tracker) in _GUARDS:
         return
@@ -77,7 +80,7 @@ def install_sigterm(tracker: GreenTracker) -> None:
     _GUARDS[id(tracker)] = guard
 
 
-def uninstall_sigterm(tracker: GreenTracker) -> None:
+def uninstall_sigterm(tracker: Closable) -> None:
     """Put back the handler ``tracker`` replaced (when its own is still the current one)."""
     guard = _GUARDS.pop(id(tracker), None)
     if guard is None or threading.current_thread() is not threading.main_thread():
@@ -90,7 +93,7 @@ def uninstall_sigterm(tracker: GreenTracker) -> None:
 
 
 @contextmanager
-def boundary(tracker: GreenTracker) -> Iterator[None]:
+def boundary(tracker: Closable) -> Iterator[None]:
     """An epoch boundary: a SIGTERM arriving inside waits until it is over."""
     guard = _GUARDS.get(id(tracker))
     if guard is None:

@@ -3,17 +3,23 @@
 The framework adapters (Hugging Face, Lightning) and the plain-loop ``epochs(n)`` iterator
 are thin wrappers around it. Its parts, each in its own module:
 
-- :mod:`.session` — the MLflow run (attached, started or pending), its journal and sender;
+- :mod:`.session` — the MLflow run (attached, started or pending), its journal and sender,
+  and the end of the run (journal end record, last sends, report artifacts, run end);
 - :mod:`.pipeline` — the seams of the epoch pipeline (extra metrics, epoch observers);
 - :mod:`.budget` — the budget policy; :mod:`.sink` — journal then sender, per epoch;
+- :mod:`.problems` — ``green.status`` and the warnings said once; :mod:`.accuracy` — the
+  accuracy applied to the epochs and where it came from; :mod:`.report` — the end-of-run report;
 - :mod:`.distributed` — the rank policy: only global rank 0 talks to MLflow; the other ranks
-  of a distributed job measure their own GPU and take part in the per-epoch sum.
+  of a distributed job measure their own GPU and take part in the per-epoch sum;
+  :mod:`.scaleout` — shares of shared devices, multi-node locations, the job's epoch.
+
+The lower modules never import this one: what they need of a tracker is a small Protocol of
+their own (:class:`~.active.Measuring`, :class:`~.signals.Closable`) or plain arguments.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -22,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 from mlflow_green import _settings
 from mlflow_green.errors import ConfigError
 from mlflow_green.tracking import schema
+from mlflow_green.tracking.accuracy import RunAccuracy
 from mlflow_green.tracking.active import pop_active, push_active
 from mlflow_green.tracking.attestation import RunAttestation, resolve_signing_key
 from mlflow_green.tracking.budget import check_budget
-from mlflow_green.tracking.config import GreenConfig, current_config
-from mlflow_green.tracking.distributed import DistInfo, broadcast_flag, dist_info, reduce_epoch
+from mlflow_green.tracking.config import GreenConfig, current_config, whole_number
+from mlflow_green.tracking.distributed import DistInfo, broadcast_flag, dist_info
 from mlflow_green.tracking.inputs import RunInputs, open_meter, provenance_tags, resolve_inputs
 from mlflow_green.tracking.pipeline import (
     EpochContext,
@@ -36,10 +43,12 @@ from mlflow_green.tracking.pipeline import (
     energy_of,
     notify_observers,
 )
+from mlflow_green.tracking.problems import RunProblems
 from mlflow_green.tracking.record import EpochRecord, EpochTable, Ledger
+from mlflow_green.tracking.report import build_report, summary_text
 from mlflow_green.tracking.resume import ResumePoint, share_resume_point
 from mlflow_green.tracking.scaleout import ScaleOut
-from mlflow_green.tracking.signals import KILLED, boundary, install_sigterm, uninstall_sigterm
+from mlflow_green.tracking.signals import boundary, install_sigterm, uninstall_sigterm
 
 if TYPE_CHECKING:
     from mlflow_green.meter import EnergyMeter, HardwareInfo
@@ -51,19 +60,6 @@ __all__ = ["GreenTracker"]
 
 _log = logging.getLogger("mlflow_green")
 _EMPTY_TABLE = EpochTable()
-
-def _whole_number(value: Any, what: str, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or value != int(value)
-        or value < minimum
-    ):
-        raise ConfigError(f"{what}={value!r} must be a whole number >= {minimum}")
-    return int(value)
-
 
 class GreenTracker:
     """Measures a training run epoch by epoch and logs the ``green/`` metrics to MLflow.
@@ -103,8 +99,8 @@ class GreenTracker:
         start_epoch: int | None = None,
         **options: Any,
     ) -> None:
-        self.total_epochs = _whole_number(total_epochs, "total_epochs", 1)
-        self.start_epoch = _whole_number(start_epoch, "start_epoch", 0)
+        self.total_epochs = whole_number(total_epochs, "total_epochs", 1)
+        self.start_epoch = whole_number(start_epoch, "start_epoch", 0)
         # epochs(n) without start= on a resumed run: n more epochs after the run's history.
         self._segment_epochs: int | None = None
         self._resume = ResumePoint()
@@ -123,20 +119,8 @@ class GreenTracker:
         self._closed = False
         self._window_open = False
         self._window_name = ""
-        self._accuracy: float | None = None
-        self._accuracy_key: str | None = None
-        # True when the accuracy was given during the current epoch (not read back from the run).
-        self._accuracy_fresh = False
-        # Set when an accuracy was given (report_accuracy, accuracy=, the user's metrics).
-        self._accuracy_given = False
-        # Epochs handed to the sender with "read the accuracy back from the run".
-        self._accuracy_deferred = False
-        # Fields the sender thread writes too (a problem, the accuracy key read back): _lock.
-        self._lock = threading.Lock()
-        self._status = schema.STATUS_OK
-        self._problems: list[str] = []
-        self._run_accuracy_key: str | None = None
-        self._warned: set[str] = set()
+        self._accuracy = RunAccuracy()
+        self._problems = RunProblems()  # green.status; the sender thread reports here too
         self._meter: EnergyMeter | None = meter
         self._ledger: Ledger | None = None
         self._session: RunSession | None = None
@@ -180,8 +164,7 @@ class GreenTracker:
     @property
     def status(self) -> str:
         """``ok`` or ``degraded: <why>`` (the ``green.status`` tag)."""
-        with self._lock:
-            return self._status
+        return self._problems.status
 
     @property
     def run_id(self) -> str | None:
@@ -210,6 +193,19 @@ class GreenTracker:
         self._started = True
         if not self.enabled:
             return self
+        try:
+            self._start()
+        except BaseException:
+            # An error under MLFLOW_GREEN_STRICT=1 or a bad input: no `with` block's __exit__
+            # runs, so leave no active tracker, SIGTERM handler, meter or sender behind.
+            try:
+                self.close(status="FAILED")
+            except Exception:
+                _log.debug("closing a tracker whose start failed failed", exc_info=True)
+            raise
+        return self
+
+    def _start(self) -> None:
         self._dist = dist_info()
         self._scale = ScaleOut(self._dist, self.config.share)
         self._meter = meter = open_meter(self.config, self._dist, self._meter, self._degrade)
@@ -242,7 +238,6 @@ class GreenTracker:
             broadcast_flag(False, self._dist)
         if self._auto_begin:
             self.begin_epoch()
-        return self
 
     def _open_run(self) -> None:
         from mlflow_green.tracking.session import RunSession
@@ -254,7 +249,7 @@ class GreenTracker:
             run_name=self._run_name,
             tracking_uri=self._requested_tracking_uri,
             on_degrade=self._degrade,
-            on_problem=self._sender_problem,
+            on_warn=self._warn_once,
             on_accuracy=self._accuracy_resolved,
         )
         self._session = session
@@ -276,10 +271,7 @@ class GreenTracker:
             self.config.signing_key, degrade=self._degrade, warn=self._warn_once, run_id=self.run_id,
             existed=not session.started_run, tracking_uri=self.tracking_uri, prior=session.prior_journal,
         )
-        if session.sender is not None:
-            for step, (ts, metrics) in sorted(self._resume.unsent.items()):
-                # The previous job's epochs that never reached MLflow (it was killed).
-                session.sender.log_recovered(step, metrics, ts)
+        session.resend(self._resume.unsent)
 
     def _accuracy_resolved(self, step: int, key: str, value: float) -> None:
         # Called from the sender thread: the accuracy the run held when epoch `step` ended.
@@ -288,8 +280,7 @@ class GreenTracker:
             index = step - ledger.records.first_epoch
             if 0 <= index < len(ledger.records):
                 ledger.set_accuracy(index, value)
-        with self._lock:
-            self._run_accuracy_key = key
+        self._accuracy.read_back(key)
 
     # -- epochs ---------------------------------------------------------------------------
 
@@ -306,15 +297,7 @@ class GreenTracker:
 
     def log_accuracy(self, value: float, *, name: str | None = None) -> None:
         """The model's latest accuracy, used from the current epoch on."""
-        try:
-            number = float(value.item() if hasattr(value, "item") else value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"accuracy={value!r} is not a number") from None
-        self._accuracy = number
-        self._accuracy_fresh = True
-        self._accuracy_given = True
-        if name:
-            self._accuracy_key = name
+        self._accuracy.give(value, name)
 
     def report_tokens(self, n: int) -> None:
         """Training tokens processed since the last report (for ``green/g_per_mtoken``)."""
@@ -376,14 +359,14 @@ class GreenTracker:
             elif (
                 self._read_run_accuracy
                 and self.is_logging
-                and not self._accuracy_fresh
+                and not self._accuracy.fresh
                 and self.sender is not None
                 and self.run_id is not None
             ):
                 # The user logs it to the run (mlflow.log_metric): the logger thread reads it
                 # back before sending this epoch — a read of the run costs milliseconds.
                 from_run = True
-        self._accuracy_fresh = False
+        self._accuracy.fresh = False
         lap = self._auto_begin and not self.should_stop
         record = self._close_window(user_metrics, lap=lap, accuracy_from_run=from_run)
         if lap and self.should_stop and self._window_open:
@@ -412,18 +395,17 @@ class GreenTracker:
         # On a multi-node job every rank brings its own node's intensity to the reduce.
         logs_intensity = self.is_logging or self._scale.multi_node
         intensity = self._intensity.at(local) if logs_intensity and self._intensity else None
-        accuracy = self._accuracy
-        reduced = None
-        if self._dist.has_group:
-            assert self._inputs is not None
-            reduced = reduce_epoch(
-                local,
-                self._dist,
-                intensity_g_per_kwh=intensity,
-                accuracy=accuracy,
-                degraded=bool(self._problems),
-                **self._scale.reduce_options(measurement, self._inputs.pue),
-            )
+        accuracy = self._accuracy.value
+        assert self._inputs is not None
+        reduced = self._scale.reduce(
+            measurement,
+            local,
+            intensity_g_per_kwh=intensity,
+            accuracy=accuracy,
+            degraded=self._problems.degraded,
+            pue=self._inputs.pue,
+        )
+        if reduced is not None:
             energy, intensity, accuracy = reduced.energy, reduced.intensity_g_per_kwh, reduced.accuracy
             if self.is_logging:
                 for rank in reduced.degraded_ranks:
@@ -475,7 +457,7 @@ class GreenTracker:
         contributed_metrics(context, metrics, self._hook_failed)
         resolve = None
         if accuracy_from_run:
-            self._accuracy_deferred = True
+            self._accuracy.deferred = True
             # The latest accuracy the run held when this epoch ended; `accuracy` if none.
             resolve = {
                 "accuracy": record.accuracy,
@@ -503,34 +485,16 @@ class GreenTracker:
     # -- problems -------------------------------------------------------------------------
 
     def _warn_once(self, key: str, message: str) -> None:
-        with self._lock:
-            if key in self._warned:
-                return
-            self._warned.add(key)
         if key.startswith("budget") and (self.config.silent or not self.is_logging):
-            return  # every rank takes the same decision; rank 0 says it
-        _log.warning(message)
+            self._problems.first_time(key)  # every rank takes the same decision; rank 0 says it
+            return
+        self._problems.warn_once(key, message)
 
     def _degrade(self, why: str) -> None:
         """Record a problem: ``green.status`` becomes ``degraded: ...`` (any thread)."""
-        with self._lock:
-            if why in self._problems:
-                return
-            self._problems.append(why)
-            self._status = status = schema.degraded("; ".join(self._problems))
-        self._warn_once(f"degraded:{why}", f"mlflow_green: measurement degraded: {why}")
-        if self._sink is not None:
+        status = self._problems.degrade(why)
+        if status is not None and self._sink is not None:
             self._set_tags({schema.TAG_STATUS: status})
-
-    def _sender_problem(self, message: str, error: BaseException | None) -> None:
-        session = self._session
-        if error is None and session is not None and session.pending_run is not None and self.run_id is None:
-            return  # still down since the start: said once already
-        hint = (
-            f"; epochs are journaled, `mlflow-green recover --run-id {self.journal_id}` "
-            "sends them later"
-        )
-        self._warn_once(f"logger:{error is None}", f"mlflow_green: {message}{hint}")
 
     def _set_tags(self, tags: dict[str, str]) -> None:
         self._tags.update(tags)
@@ -550,10 +514,22 @@ class GreenTracker:
             return
         self._closed = True
         uninstall_sigterm(self)
+        try:
+            self._stop_measuring(record_partial)
+        except BaseException:
+            # The partial epoch failed (strict mode): the run still ends; that error is raised.
+            try:
+                self._end_run(status)
+            except Exception:
+                _log.debug("ending the run after a failed last epoch failed", exc_info=True)
+            raise
+        self._end_run(status)
+
+    def _stop_measuring(self, record_partial: bool) -> None:
         meter = self._meter
-        assert meter is not None
         try:
             if self._window_open:
+                assert meter is not None
                 if record_partial:
                     self._close_window({})
                 else:
@@ -561,79 +537,55 @@ class GreenTracker:
                     self._window_open = False
         finally:
             pop_active(self)
-            try:
-                meter.close()
-            except Exception:
-                _log.debug("meter close failed", exc_info=True)
-        if self.is_logging:
+            if meter is not None:
+                try:
+                    meter.close()
+                except Exception:
+                    _log.debug("meter close failed", exc_info=True)
+
+    def _end_run(self, status: str) -> None:
+        if self._sink is not None:  # rank 0, its run opened
             self._finish_run(status)
+        elif self._session is not None:  # opening the run failed half-way
+            self._session.abort(status)
 
     def _final_tags(self) -> dict[str, str]:
         final_tags = {schema.TAG_STATUS: self.status}
-        with self._lock:
-            accuracy_key = self._accuracy_key or self._run_accuracy_key
+        accuracy_key = self._accuracy.tag()  # "reported": report_accuracy() / accuracy=
         if accuracy_key:
             final_tags[schema.TAG_ACCURACY_METRIC] = accuracy_key
-        elif self._accuracy_given:
-            final_tags[schema.TAG_ACCURACY_METRIC] = "reported"  # report_accuracy() / accuracy=
         return final_tags
 
     def _finish_run(self, status: str) -> None:
-        from mlflow_green.tracking import report as _report
-
         session, sink = self._session, self._sink
         assert session is not None and sink is not None and session.sender is not None
-        sender, journal = session.sender, session.journal
         sink.send_waiting()
-        if self._accuracy_deferred:
+        if self._accuracy.deferred:
             # Accuracies read back from the run go into the report: let the sender get them
             # (bounded: with the store down they stay unresolved; recover resolves them).
-            sender.flush(timeout_s=15.0)
+            session.sender.flush(timeout_s=15.0)
         self._set_tags(self._final_tags())
-        if self._attestation is not None:
-            self._attestation.sign(run_id=self.run_id or self.journal_id, tags=self._tags, journal=journal)
-        report = _report.build_report(self)
-        if journal is not None:
-            try:
-                journal.end(
-                    self.status,
-                    _report._jsonable(report),
-                    run_status=status,
-                    end_time_ms=int(time.time() * 1000),
-                )
-            except (OSError, ValueError):
-                _log.debug("journal end failed", exc_info=True)
-        finished = sender.close(timeout_s=30.0)
-        unsent = sender.unsent_steps
-        run_exists = self.run_id is not None
-        report_sent = not self.config.report
-        if self.config.report and run_exists and sender.reachable and finished:
-            report_sent = session.log_report(report)
-        # Killed (SIGTERM): the process ends now, so the run ends too, whoever opened it.
-        attested = self._attestation is None or (run_exists and finished and self._attestation.log(self))
-        run_ended = session.end_run(status, force=status == KILLED) if run_exists else False
-        if finished and run_exists and run_ended and report_sent and attested and not unsent and not sender.unsent_tags and journal:
-            try:
-                journal.done()
-            except (OSError, ValueError):
-                _log.debug("journal done failed", exc_info=True)
-        where = getattr(journal, "path", "the journal")
-        if not run_exists:
-            _log.warning(
-                "mlflow_green: the tracking server %s never answered: %d epoch(s) are journaled "
-                "in %s — run `mlflow-green recover --run-id %s` when it is back (it creates the run)",
-                self.tracking_uri, len(self.records), where, self.journal_id,
-            )
-        elif unsent or not finished:
-            _log.warning(
-                "mlflow_green: %d epoch(s) of run %s did not reach MLflow; they are journaled in %s — "
-                "run `mlflow-green recover --run-id %s`",
-                len(unsent), self.run_id, where, self.journal_id,
-            )
-        errors = sender.errors
-        if journal is not None:
-            journal.close()
+        attestation = self._attestation
+        if attestation is not None:
+            attestation.sign(run_id=self.run_id or self.journal_id, tags=self._tags, journal=session.journal)
+        report = build_report(
+            self.records,
+            totals=self._ledger.totals() if self._ledger is not None else {},
+            run_id=self.run_id,
+            journal_id=self.journal_id,
+            status=self.status,
+            stop_reason=self.stop_reason,
+            total_epochs=self.total_epochs,
+            budget_kg=self.config.budget_kg,
+            provenance=self._tags,
+        )
+        errors = session.finish(
+            report,
+            status=status,
+            send_report=self.config.report,
+            attest=attestation.log if attestation is not None else None,
+        )
         if not self.config.silent and self.records:
-            print(_report.summary_text(report), flush=True)
+            print(summary_text(report), flush=True)
         if errors and _settings.strict():
             raise errors[0]

@@ -284,6 +284,61 @@ def test_failing_sampler_raises_under_strict(mlflow_local: str) -> None:
             tracker.epoch_end()
 
 
+def _logger_threads() -> int:
+    import threading
+
+    return sum(t.name == "mlflow-green-logger" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_start_failing_under_strict_leaves_nothing_behind(mlflow_local: str) -> None:
+    """Regression: an error raised out of start() (no __exit__ runs) left the tracker active,
+    its SIGTERM handler installed, its sender running and its run open."""
+    import signal
+
+    import mlflow
+
+    from mlflow_green.errors import SamplerError
+    from mlflow_green.meter import EnergyMeter
+
+    handler, threads = signal.getsignal(signal.SIGTERM), _logger_threads()
+    # The meter opens (one read), the first epoch's window does not (the second read fails).
+    tracker = mlflow_green.GreenTracker(meter=EnergyMeter([FailingGpu(ok_reads=1)]), silent=True, intensity=100)
+    with pytest.raises(SamplerError), tracker:
+        pytest.fail("the block must not run")
+    with pytest.raises(ConfigError, match="running tracker"):
+        mlflow_green.report_accuracy(0.9)
+    assert signal.getsignal(signal.SIGTERM) == handler
+    assert _logger_threads() == threads
+    assert mlflow.active_run() is None
+    assert tracker.run_id is not None
+    assert mlflow.MlflowClient().get_run(tracker.run_id).info.status == "FAILED"
+
+
+def test_a_last_epoch_failing_under_strict_still_ends_the_run(mlflow_local: str) -> None:
+    """The partial epoch accounted at __exit__ fails too: the run is ended all the same."""
+    import mlflow
+
+    from mlflow_green.tracking.pipeline import EpochContext, register_metric_contributor
+
+    def clash(context: EpochContext) -> dict[str, float]:
+        return {schema.ENERGY_KWH: 0.0}  # a key already in the batch: refused
+
+    threads = _logger_threads()
+    remove = register_metric_contributor(clash)
+    try:
+        with pytest.raises(ValueError, match="already in the epoch's batch"):
+            with mlflow_green.GreenTracker(sampler="simulated:300", silent=True, intensity=100) as tracker:
+                tracker.epoch_end()
+    finally:
+        remove()
+    with pytest.raises(ConfigError, match="running tracker"):
+        mlflow_green.report_accuracy(0.9)
+    assert _logger_threads() == threads
+    assert mlflow.active_run() is None
+    assert tracker.run_id is not None
+    assert mlflow.MlflowClient().get_run(tracker.run_id).info.status == "FAILED"
+
+
 def test_epoch_windows_follow_each_other_without_gaps(mlflow_local: str) -> None:
     """One sampler read ends an epoch and starts the next: the windows tile the loop."""
     with mlflow_green.GreenTracker(sampler="simulated:200", silent=True, report=False) as tracker:
