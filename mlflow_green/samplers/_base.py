@@ -87,15 +87,38 @@ class Sampler(Protocol):
 
 class SamplerBase:
     """Defaults for the optional members of :class:`Sampler`: derive a back end from it and
-    define the component, method, devices, polling and reads.
+    define the component, method, ``_devices`` and reads.
 
     A sampler given to the meter must have every member of the Protocol; this class gives
-    ``wrap_period_s = 0`` (no wrap), no ``notes``, no ``problem``, nothing to drain, an
-    ``update_period_s`` of 0 (unknown) and a ``close`` that does nothing.
+    ``devices`` from ``self._devices``, no polling, ``wrap_period_s = 0`` (no wrap), no
+    ``notes``, no ``problem``, nothing to drain, an ``update_period_s`` of 0 (unknown) and a
+    ``close`` that does nothing.
     """
 
     # Set when the hardware is there but could not be opened (see Sampler.problem).
     problem: str | None = None
+    # What a back end measures, set by its constructor (see Sampler.devices).
+    _devices: tuple[DeviceInfo, ...] = ()
+
+    _needs_polling: bool = False
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        """The devices measured, in the order of the readings."""
+        return self._devices
+
+    @devices.setter
+    def devices(self, value: tuple[DeviceInfo, ...]) -> None:
+        self._devices = tuple(value)
+
+    @property
+    def needs_polling(self) -> bool:
+        """By default a counter or a model read at the window's edges: no polling thread."""
+        return self._needs_polling
+
+    @needs_polling.setter
+    def needs_polling(self, value: bool) -> None:
+        self._needs_polling = bool(value)
 
     @property
     def wrap_period_s(self) -> float:

@@ -193,6 +193,7 @@ class AmdGpuSampler(SamplerBase):
                         f"AMD SMI reads neither energy nor power: {exc}"
                     ) from exc
         self._method = METHOD_COUNTER if has_counter else METHOD_POWER
+        self.needs_polling = self._method == METHOD_POWER  # power is integrated by polling
         self._tracker = CounterTracker([f"GPU {d.uuid}" for d in self._devices])
         self._notes = tuple(notes)
         self.description = (
@@ -204,14 +205,6 @@ class AmdGpuSampler(SamplerBase):
     @property
     def method(self) -> str:
         return self._method
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return self._method == METHOD_POWER
 
     @property
     def update_period_s(self) -> float:

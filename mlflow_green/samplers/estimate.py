@@ -413,14 +413,6 @@ class CpuEstimateSampler(SamplerBase):
         return METHOD_ESTIMATE
 
     @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
     def update_period_s(self) -> float:
         return _CLOCK_TICK_S
 
@@ -491,18 +483,6 @@ class RamEstimateSampler(SamplerBase):
     @property
     def method(self) -> str:
         return METHOD_ESTIMATE
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
-    def update_period_s(self) -> float:
-        return 0.0
 
     def read_energy_j(self) -> tuple[float, ...]:
         now = self._clock()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlflow_green.samplers._base import METHOD_NONE, Component, DeviceInfo, SamplerBase
+from mlflow_green.samplers._base import METHOD_NONE, Component, SamplerBase
 
 __all__ = ["NullSampler"]
 
@@ -21,18 +21,6 @@ class NullSampler(SamplerBase):
     @property
     def method(self) -> str:
         return METHOD_NONE
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return ()
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
-    def update_period_s(self) -> float:
-        return 0.0
 
     def read_energy_j(self) -> tuple[float, ...]:
         return ()

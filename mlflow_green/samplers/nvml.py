@@ -179,6 +179,7 @@ class NvmlGpuSampler(SamplerBase):
         )
         has_counter = self._probe_counter(physical, use_counter, notes)
         self._method = METHOD_COUNTER if has_counter else METHOD_POWER
+        self.needs_polling = self._method == METHOD_POWER  # power is integrated by polling
         if has_counter:
             self._update_period_s = COUNTER_UPDATE_PERIOD_S
         else:
@@ -309,14 +310,6 @@ class NvmlGpuSampler(SamplerBase):
     @property
     def method(self) -> str:
         return self._method
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return self._method == METHOD_POWER
 
     @property
     def update_period_s(self) -> float:

@@ -161,14 +161,6 @@ class RaplSampler(SamplerBase):
         return METHOD_RAPL
 
     @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
     def update_period_s(self) -> float:
         return RAPL_UPDATE_PERIOD_S
 

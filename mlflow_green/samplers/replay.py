@@ -269,18 +269,6 @@ class ReplaySampler(SamplerBase):
     def method(self) -> str:
         return METHOD_SIMULATED
 
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
-    def update_period_s(self) -> float:
-        return 0.0
-
     def read_energy_j(self) -> tuple[float, ...]:
         times = self.trace.times_s
         t = times[0] + (self._clock() - self._origin)

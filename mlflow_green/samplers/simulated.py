@@ -55,18 +55,6 @@ class SimulatedGpuSampler(SamplerBase):
     def method(self) -> str:
         return METHOD_SIMULATED
 
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._devices
-
-    @property
-    def needs_polling(self) -> bool:
-        return False
-
-    @property
-    def update_period_s(self) -> float:
-        return 0.0
-
     def read_energy_j(self) -> tuple[float, ...]:
         energy_j = self.watts * max(self._clock() - self._t0, 0.0)
         return tuple(energy_j for _ in self._devices)
