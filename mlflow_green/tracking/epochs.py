@@ -15,7 +15,7 @@ from mlflow_green.errors import ConfigError
 from mlflow_green.tracking.record import EpochTable
 from mlflow_green.tracking.tracker import GreenTracker
 
-__all__ = ["Epochs", "abandon", "epochs", "guarded"]
+__all__ = ["Epochs", "TrackerSteps", "abandon", "epochs", "guarded"]
 
 _log = logging.getLogger("mlflow_green")
 T = TypeVar("T")
@@ -45,6 +45,27 @@ def abandon(tracker: GreenTracker) -> None:
         tracker.close(status="FINISHED")
     except Exception:
         _log.debug("closing an abandoned tracker failed", exc_info=True)
+
+
+class TrackerSteps:
+    """For a framework callback holding a tracker: :meth:`_guard` runs one step on it; the first
+    failure stops measuring (the tracker is abandoned), never the training."""
+
+    tracker: GreenTracker | None = None
+
+    def _guard(self, what: str, fn: Callable[[GreenTracker], object]) -> None:
+        """Run a step on the tracker; a failure stops measuring, never the training."""
+        tracker = self.tracker
+        if tracker is None:
+            return
+
+        def step() -> bool:
+            fn(tracker)
+            return True
+
+        if not guarded(what, step, False):
+            self.tracker = None
+            abandon(tracker)
 
 
 class Epochs:

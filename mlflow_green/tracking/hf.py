@@ -19,13 +19,12 @@ the run's history (see :mod:`mlflow_green.tracking.resume`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
 
 from mlflow_green.tracking.config import GreenConfig, current_config
-from mlflow_green.tracking.epochs import abandon, guarded
+from mlflow_green.tracking.epochs import TrackerSteps
 from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = ["GreenHFCallback"]
@@ -35,7 +34,7 @@ def _strategy(value: Any) -> str:
     return str(getattr(value, "value", value) or "no").lower()
 
 
-class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
+class GreenHFCallback(TrackerSteps, TrainerCallback):  # type: ignore[misc]
     """Measures each epoch of a ``transformers.Trainer`` run and logs the green metrics."""
 
     def __init__(self, config: GreenConfig | None = None, **options: Any) -> None:
@@ -45,20 +44,6 @@ class GreenHFCallback(TrainerCallback):  # type: ignore[misc]
         self.tracker: GreenTracker | None = None
         self._pending = False
         self._expect_eval = False
-
-    def _guard(self, what: str, fn: Callable[[GreenTracker], object]) -> None:
-        """Run a step on the tracker; a failure stops measuring, never the training."""
-        tracker = self.tracker
-        if tracker is None:
-            return
-
-        def step() -> bool:
-            fn(tracker)
-            return True
-
-        if not guarded(what, step, False):
-            self.tracker = None
-            abandon(tracker)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         total = getattr(state, "num_train_epochs", None) or getattr(args, "num_train_epochs", 0)

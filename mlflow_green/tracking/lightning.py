@@ -20,11 +20,10 @@ With ``on_budget="stop"`` the callback sets ``trainer.should_stop``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from mlflow_green.tracking.config import GreenConfig, current_config
-from mlflow_green.tracking.epochs import abandon, guarded
+from mlflow_green.tracking.epochs import TrackerSteps, guarded
 from mlflow_green.tracking.tracker import GreenTracker
 
 __all__ = ["GreenLightningCallbackMixin"]
@@ -33,7 +32,7 @@ _RUN_ID = "run_id"
 _NEXT_EPOCH = "next_epoch"
 
 
-class GreenLightningCallbackMixin:
+class GreenLightningCallbackMixin(TrackerSteps):
     """The hooks; combined with the flavour's ``Callback`` base by :func:`green_callback_class`."""
 
     def __init__(self, config: GreenConfig | None = None, **options: Any) -> None:
@@ -57,28 +56,18 @@ class GreenLightningCallbackMixin:
         """Restored from a checkpoint before ``on_fit_start``: where training resumes."""
         self._restored = dict(state_dict or {})
 
-    def _guard(self, what: str, fn: Callable[[GreenTracker], object]) -> None:
-        """Run a step on the tracker; a failure stops measuring, never the training."""
-        tracker = self.tracker
-        if tracker is None:
-            return
-
-        def step() -> bool:
-            fn(tracker)
-            return True
-
-        if not guarded(what, step, False):
-            self.tracker = None
-            abandon(tracker)
-
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         max_epochs = getattr(trainer, "max_epochs", None)
         max_steps = getattr(trainer, "max_steps", -1)
         total = max_epochs if max_epochs and max_epochs > 0 and (max_steps is None or max_steps < 0) else None
         run_id, tracking_uri = _mlflow_logger_run(trainer)
-        restored_run = self._restored.get(_RUN_ID)
+        restored_run = str(self._restored.get(_RUN_ID) or "") or None
         if run_id is None and restored_run and getattr(trainer, "is_global_zero", True):
-            self._reopen(str(restored_run))
+            self._reopen(restored_run)
+        # Logging into another run than the checkpoint's (one MLflow's autolog or the user just
+        # opened, or the MLFlowLogger's): that run's figures continue the checkpoint run's.
+        target = run_id or _active_run_id()
+        continues = restored_run if restored_run and target != restored_run else None
         start = self._restored.get(_NEXT_EPOCH)
         if start is None:
             current = int(getattr(trainer, "current_epoch", 0) or 0)
@@ -91,6 +80,7 @@ class GreenLightningCallbackMixin:
             read_run_accuracy=False,
             auto_begin=False,
             start_epoch=int(start) if start is not None else None,
+            continues_run=continues,
         )
         self._guard("starting the measurement", lambda t: t.start())
         if self.config.parameters is None:  # given as an option: that count wins
@@ -149,6 +139,13 @@ class GreenLightningCallbackMixin:
         self._guard("finishing the run", lambda t: t.close(status="FAILED", record_partial=True))
         self.tracker = None
         self._end_reopened("FAILED")
+
+
+def _active_run_id() -> str | None:
+    import mlflow
+
+    active = mlflow.active_run()
+    return active.info.run_id if active is not None else None
 
 
 def _mlflow_logger_run(trainer: Any) -> tuple[str | None, str | None]:

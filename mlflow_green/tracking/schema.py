@@ -90,6 +90,10 @@ LOCATION_MIXED = "mixed"
 TAG_LOCATION_NODES = "green.location.nodes"
 # The first step of each segment of a resumed run, comma-separated ("0,5,9").
 TAG_SEGMENTS = "green.segments"
+# The run a resumed job's checkpoint belongs to, when the job now logs into another run (a run
+# MLflow's own autolog opened, or one the user started): this run's cumulative figures and
+# epoch numbers continue that run's, so its totals are the whole job's.
+TAG_RESUMED_FROM = "green.resumed_from"
 
 STATUS_OK = "ok"
 

@@ -235,21 +235,35 @@ class RunSession:
 
     # -- resuming -------------------------------------------------------------------------
 
-    def resume_point(self, start: int | None) -> ResumePoint:
+    def resume_point(self, start: int | None, *, continues: str | None = None) -> ResumePoint:
         """Where this job continues the run (see :mod:`.resume`); a new run starts at
-        ``start`` or 0. A history that cannot be read degrades the run."""
+        ``start`` or 0. A history that cannot be read degrades the run.
+
+        ``continues``: the run a checkpoint belongs to, when this job logs into another run;
+        a run of its own with no green history yet then continues that run's figures."""
         history: dict[int, dict[str, float]] = {}
         run_id = self.run_id
         if run_id is not None and not self.started_run:
-            try:
-                history = read_run_history(make_transport(self.tracking_uri or ""), run_id)
-            except Exception as exc:
-                raise_if_strict_and_permanent(exc)
-                self._on_degrade(
-                    f"the run's history could not be read ({short_reason(exc)}): steps and "
-                    "cumulative figures continue from the journal only"
-                )
+            history = self._history(run_id, "the run's history", "from the journal only")
+        if continues and continues != run_id and not history and not self._journal_has_epochs():
+            earlier = self._history(continues, f"the checkpoint's run {continues}", "from zero in this run")
+            if earlier:
+                return find_resume_point(earlier, None, start=start)
         return find_resume_point(history, self.prior_journal, start=start)
+
+    def _journal_has_epochs(self) -> bool:
+        return self.prior_journal is not None and bool(self.prior_journal.epochs)
+
+    def _history(self, run_id: str, what: str, fallback: str) -> dict[int, dict[str, float]]:
+        try:
+            return read_run_history(make_transport(self.tracking_uri or ""), run_id)
+        except Exception as exc:
+            raise_if_strict_and_permanent(exc)
+            self._on_degrade(
+                f"{what} could not be read ({short_reason(exc)}): steps and cumulative figures "
+                f"continue {fallback}"
+            )
+            return {}
 
     def resend(self, unsent: Mapping[int, tuple[int, dict[str, float]]]) -> None:
         """Queue the epochs a previous job of this run journaled but never sent (it was killed)."""

@@ -97,10 +97,12 @@ class GreenTracker:
         auto_begin: bool = True,
         meter: EnergyMeter | None = None,
         start_epoch: int | None = None,
+        continues_run: str | None = None,
         **options: Any,
     ) -> None:
         self.total_epochs = whole_number(total_epochs, "total_epochs", 1)
         self.start_epoch = whole_number(start_epoch, "start_epoch", 0)
+        self._continues_run = continues_run or None  # a checkpoint's run (see RunSession.resume_point)
         # epochs(n) without start= on a resumed run: n more epochs after the run's history.
         self._segment_epochs: int | None = None
         self._resume = ResumePoint()
@@ -254,7 +256,7 @@ class GreenTracker:
         )
         self._session = session
         session.open()
-        self._resume = session.resume_point(self.start_epoch)
+        self._resume = session.resume_point(self.start_epoch, continues=self._continues_run)
         self._sink = EpochSink(
             session.journal,
             session.sender,
@@ -266,6 +268,8 @@ class GreenTracker:
         tags.update(self._scale.tags())  # green.location=mixed and the per-node breakdown
         if self._resume.resumed:
             tags[schema.TAG_SEGMENTS] = ",".join(map(str, self._resume.segment_starts))
+            if self._continues_run and self._continues_run != self.run_id:
+                tags[schema.TAG_RESUMED_FROM] = self._continues_run
         self._set_tags(tags)
         self._attestation = RunAttestation.open(
             self.config.signing_key, degrade=self._degrade, warn=self._warn_once, run_id=self.run_id,

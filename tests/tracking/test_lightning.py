@@ -178,6 +178,7 @@ def test_fit_from_a_checkpoint_continues_the_run_with_autolog_only(
 
     import mlflow_green
 
+    mlflow.pytorch.autolog(disable=True)  # whatever an earlier test left: MLflow opens no run
     mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True, report=False)
     train, val = loaders()
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
@@ -197,6 +198,52 @@ def test_fit_from_a_checkpoint_continues_the_run_with_autolog_only(
     finished = client.get_run(run_id)
     assert finished.data.tags[schema.TAG_SEGMENTS] == "0,2"
     assert finished.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("opener", ["mlflow-autolog", "user"])
+def test_a_resume_logging_into_another_run_continues_the_checkpoints_figures(
+    tmp_path: Path, mlflow_local: str, green_autolog: None, opener: str
+) -> None:
+    """MLflow's own autolog opens a fresh run for every fit (so does a user who starts one): the
+    checkpoint names the first run, so the new run's epochs and cumulative figures continue its
+    (the model logged there carries the whole job's footprint), and the tag says from where."""
+    import mlflow
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    import mlflow_green
+
+    mlflow.pytorch.autolog(disable=True)
+    mlflow_green.autolog(sampler="simulated:300", country="FRA", silent=True, report=False)
+    train, val = loaders()
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    make_trainer(tmp_path, max_epochs=2, enable_checkpointing=True, callbacks=[ckpt]).fit(make_module(), train, val)
+    client = mlflow.MlflowClient()
+    (first,) = client.search_runs(["0"])
+    first_total = first.data.metrics[schema.CUM_TOTAL_CO2EQ_KG]
+    resume = str(tmp_path / "ckpt" / "last.ckpt")
+    trainer = make_trainer(tmp_path, max_epochs=4, enable_checkpointing=True)
+    if opener == "mlflow-autolog":
+        mlflow.pytorch.autolog(log_models=False, silent=True)
+        try:
+            trainer.fit(make_module(), train, val, ckpt_path=resume)
+        finally:
+            mlflow.pytorch.autolog(disable=True)
+        (second,) = [r for r in client.search_runs(["0"]) if r.info.run_id != first.info.run_id]
+    else:
+        with mlflow.start_run() as active:
+            trainer.fit(make_module(), train, val, ckpt_path=resume)
+        second = client.get_run(active.info.run_id)
+    run_id = second.info.run_id
+    steps = [m.step for m in client.get_metric_history(run_id, schema.CUM_TOTAL_CO2EQ_KG)]
+    assert sorted(steps) == [2, 3]
+    cum = {m.step: m.value for m in client.get_metric_history(run_id, schema.CUM_TOTAL_CO2EQ_KG)}
+    per_epoch = {m.step: m.value for m in client.get_metric_history(run_id, schema.TOTAL_CO2EQ_KG)}
+    assert cum[3] == pytest.approx(first_total + per_epoch[2] + per_epoch[3], rel=1e-9)
+    tags = client.get_run(run_id).data.tags
+    assert tags[schema.TAG_RESUMED_FROM] == first.info.run_id
+    assert tags[schema.TAG_SEGMENTS] == "0,2"
+    # The first run is left as it was: two epochs, its own total.
+    assert client.get_run(first.info.run_id).data.metrics[schema.CUM_TOTAL_CO2EQ_KG] == first_total
 
 
 def test_the_callback_is_an_importable_class_users_can_pass(tmp_path: Path, mlflow_local: str) -> None:
