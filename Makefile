@@ -40,7 +40,8 @@ test: install-dev browser
 	$(VENV)/bin/ruff check mlflow_green tests benchmarks examples
 	$(PY) -m pytest -q -n 4 --dist loadfile
 
-# The MLflow seam tests (private names, error classification, resume, pipeline) against the
+# The MLflow seam tests (private names, error classification, resume, pipeline, the gate with
+# basic-auth on real servers) against the
 # oldest MLflow the package claims (3.0.x) and the newest 3.x on the index; one venv per
 # version (.venv-compat-<version>, reused). The newest: 3.17.2 — 3.18.0 is listed on the index
 # but not installable from it (its pin mlflow-tracing==3.18.0 is absent); once it is, run

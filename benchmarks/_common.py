@@ -218,8 +218,26 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+_PRECOMPILED = False
+
+
+def precompile_package() -> None:
+    """Byte-compile ``mlflow_green`` once, as ``pip install`` does for a wheel (MLflow's own
+    modules are compiled at install). Workers run with ``PYTHONDONTWRITEBYTECODE=1`` so they
+    leave nothing behind; without this they would compile the package from source in every
+    process (~0.15 s here), a cost no installed copy pays, counted against mlflow_green."""
+    global _PRECOMPILED
+    if not _PRECOMPILED:
+        import compileall
+
+        compileall.compile_dir(str(ROOT / "mlflow_green"), quiet=1)
+        _PRECOMPILED = True
+
+
 def bench_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for worker processes: quiet, offline, no leaked tracking settings."""
+    """Environment for worker processes: quiet, offline, no leaked tracking settings; the
+    package byte-compiled (:func:`precompile_package`)."""
+    precompile_package()
     env = dict(os.environ)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_GREEN_STRICT", "MLFLOW_GREEN_DISABLE"):
         env.pop(name, None)

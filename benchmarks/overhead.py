@@ -84,6 +84,9 @@ TRAIN_SAMPLES = 32768
 # 0.45 s to 0.28 s a bare epoch between sessions at 32768 samples), and a fixed cost per epoch
 # is a larger share of a shorter one, so the sample count is set from a short timing first.
 TARGET_EPOCH_S = 0.5
+# The tracking-core issue's target for the steady per-epoch overhead (it retired the earlier
+# 1.005x, set while a direct SQL writer stood in for MLflow's public log_batch).
+STEADY_TARGET = 1.01
 VAL_SAMPLES = 4096
 FEATURES = 64
 HIDDEN = 256
@@ -496,7 +499,7 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
             "mlflow_green / mlflow, training loop (wall, trial against trial)",
             wall,
             "x",
-            ("<=", 1.005),
+            ("<=", STEADY_TARGET),
             note=f"per-round ratios {', '.join(f'{x:.4f}' for x in spread)}; known to within the "
             f"baseline's own spread across rounds ({drift:.3f}x)",
             interval=(wall / drift, wall * drift) if len(spread) > 1 else None,
@@ -522,7 +525,7 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
             "mlflow_green / mlflow, training loop (in-run: epoch hooks + model time lost during store calls)",
             paired,
             "x",
-            ("<=", 1.005),
+            ("<=", STEADY_TARGET),
             note=f"hooks {hooks * 1000 / max(1, sum(len(t['hooks']) for t in green_trials)):.3f} ms/epoch; "
             f"{compared} epochs overlapped a store call, {lost * 1000:+.1f} ms lost in all, net of what the "
             f"same positions cost the baseline; interval: +-2 sd of the baseline's comparisons "
@@ -537,7 +540,7 @@ def _rows(results: list[list[dict[str, Any]]], epochs: int) -> tuple[list[Row], 
             "+ user log_metric delayed by its store calls)",
             dat["mlflow_green"],
             "x",
-            ("<=", 1.005),
+            ("<=", STEADY_TARGET),
             note=f"per-round {', '.join(f'{x:.4f}' for x in direct['mlflow_green'])}; counts every "
             "CPU-second of the logger thread as if it had stalled training: the true ratio is at most this",
         )
