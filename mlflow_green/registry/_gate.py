@@ -180,8 +180,8 @@ class Gate:
                 body = json.loads(body)
         except RecursionError:
             return self._error("INVALID_PARAMETER_VALUE", "the request body nests too deeply to be parsed", 400)
-        except ValueError:
-            return None  # MLflow's own parser answers
+        except ValueError:  # a JSON string whose content is not JSON: MLflow's handler would 500
+            return self._error("INVALID_PARAMETER_VALUE", "the request body is a JSON string that is not JSON", 400)
         if body is not None and not isinstance(body, dict):
             # MLflow's handlers answer a JSON array or scalar with an HTML 500, which clients
             # retry; the gated server answers what it is: a bad request.
@@ -445,7 +445,7 @@ class Gate:
             _logger.exception("carbon gate could not undo the promotion of %s version %s", name, version)
             reason += (
                 f"; the promotion could not be undone ({type(exc).__name__}): {target} may still point at "
-                f"version {version} - `mlflow-green audit --model {name}` lists it; set it back by hand"
+                f"version {version} - `mlflow-green audit --model {name}` tells whether it breaks a budget"
             )
         else:
             reason += "; the promotion was undone"

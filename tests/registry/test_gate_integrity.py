@@ -127,7 +127,7 @@ def test_a_double_encoded_body_is_read_as_mlflow_reads_it(
 
 def test_every_non_object_body_is_a_400_json_answer(gate_app: tuple[Gate, Any]) -> None:
     _, http = gate_app
-    for body in ("[1, 2]", "3", "null", '"[1]"', "[" * 50_000 + "]" * 50_000):
+    for body in ("[1, 2]", "3", "null", '"[1]"', '"not json"', "[" * 50_000 + "]" * 50_000):
         for path in ("/api/2.0/mlflow/registered-models/alias", "/api/2.0/mlflow/runs/log-batch"):
             resp = http.post(path, data=body, content_type="application/json")
             if body == "null":  # MLflow reads a JSON null as no body at all: its own answer
