@@ -264,3 +264,25 @@ def grant_model_permission(admin: Any, username: str, name: str, permission: str
     except Exception:
         pass  # none granted yet
     admin.create_registered_model_permission(name, username, permission)
+
+
+def start_auth_server(work: Path, admin_password: str, *, env: dict[str, str] | None = None) -> MlflowServer:
+    """``mlflow server --app-name green-gate-auth`` in ``work``: basic-auth with user ``admin``
+    (``admin_password``), READ by default, a credential cache (PBKDF2 on every request is slow
+    on a loaded machine); ``env`` adds to the server's environment."""
+    ini = work / "basic_auth.ini"
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{work / 'auth.db'}\n"
+        "admin_username = admin\n"
+        f"admin_password = {admin_password}\n"  # MLflow 3.0-3.x read it here; newer: the env var
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 300\n"
+    )
+    server_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-static-secret-key-for-the-test-server",
+        **(env or {}),
+    }
+    return start_mlflow_server(work, app_name="green-gate-auth", env=server_env)

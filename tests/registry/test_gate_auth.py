@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 import requests
 
-from tests._servers import MlflowServer, grant_model_permission, start_mlflow_server
+from tests._servers import MlflowServer, grant_model_permission, start_auth_server
 from tests.registry._helpers import log_green_run, register, unique
 
 pytestmark = pytest.mark.slow
@@ -33,22 +33,7 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer
     from mlflow.server.auth.client import AuthServiceClient
 
     work = tmp_path_factory.mktemp("gate-auth")
-    ini = work / "basic_auth.ini"
-    ini.write_text(
-        "[mlflow]\ndefault_permission = READ\n"
-        f"database_uri = sqlite:///{work / 'auth.db'}\n"
-        "admin_username = admin\n"
-        f"admin_password = {ADMIN[1]}\n"  # MLflow 3.0-3.x read it here; newer: the env var
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # PBKDF2 on every request would make this module slow on a loaded machine.
-        "auth_cache_ttl_seconds = 300\n"
-    )
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1],
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": "a-static-secret-key-for-the-test-server",
-    }
-    server = start_mlflow_server(work, app_name="green-gate-auth", env=env)
+    server = start_auth_server(work, ADMIN[1])
     creds = {"MLFLOW_TRACKING_USERNAME": ADMIN[0], "MLFLOW_TRACKING_PASSWORD": ADMIN[1]}
     try:
         with mock.patch.dict(os.environ, creds):
