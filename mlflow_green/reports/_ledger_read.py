@@ -89,15 +89,12 @@ def _green_runs(
     return out
 
 
-def _sql_points(store: Any, experiment_ids: Sequence[str]) -> dict[str, list[Point]] | None:
-    """Every ledger metric point of the experiments in one statement (plain SQL stores).
+def _sql_points(store: Any, tables: Mapping[str, Any], experiment_ids: Sequence[str]) -> dict[str, list[Point]]:
+    """Every ledger metric point of the experiments in one statement (MLflow's own SQL store).
 
     Not cut to ``--since``/``--until`` here: a run outside the range may still carry the lineage
     (parent tag) that ``--by model`` needs; the bounds are applied per epoch afterwards.
     """
-    tables = compat.plain_sql_tables(store)
-    if tables is None:
-        return None
     import sqlalchemy as sa
 
     metrics, runs = tables["metric"], tables["run"]
@@ -136,13 +133,15 @@ def _client_points(client: Any, run_ids: Iterable[str]) -> dict[str, list[Point]
 
 
 def _sql_runs(
-    store: Any, experiment_ids: Sequence[str], names: Mapping[str, str], run_ids: set[str]
+    store: Any,
+    tables: Mapping[str, Any],
+    experiment_ids: Sequence[str],
+    names: Mapping[str, str],
+    run_ids: set[str],
 ) -> list[LedgerRun]:
     """The runs ``run_ids`` of the experiments and their tags, in two statements."""
     import sqlalchemy as sa
 
-    tables = compat.plain_sql_tables(store)
-    assert tables is not None  # the caller read the points through the same tables
     runs, tags = tables["run"], tables["tag"]
     in_experiments = runs.c.experiment_id.in_([int(e) for e in experiment_ids])
     run_rows = sa.select(
@@ -187,9 +186,10 @@ def read_runs_and_points(
     # An MlflowClient's store, or the server's own tracking store passed as ``client``.
     store = compat.tracking_store(client) or client
     ids = list(names)
-    points = _sql_points(store, ids)
-    if points is not None:
-        runs = _sql_runs(store, ids, names, set(points))
+    tables = compat.plain_sql_tables(store)
+    if tables is not None:
+        points = _sql_points(store, tables, ids)
+        runs = _sql_runs(store, tables, ids, names, set(points))
     else:
         runs = _green_runs(client, ids, names)
         points = _client_points(client, [r.run_id for r in runs])
