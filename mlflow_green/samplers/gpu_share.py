@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow_green.errors import SamplerError
-from mlflow_green.samplers._base import Component, DeviceInfo
+from mlflow_green.samplers._base import Component
 from mlflow_green.samplers.nvml import NvmlGpuSampler, _error_class
-from mlflow_green.samplers.share import ProcessTree, share_method
+from mlflow_green.samplers.share import ProcessTree, ShareOf
 
 __all__ = [
     "BASIS_ACCOUNTING",
@@ -93,7 +93,7 @@ def foreign_gpu_processes(inner: NvmlGpuSampler, ours: Collection[int]) -> list[
     return found
 
 
-class GpuShareSampler:
+class GpuShareSampler(ShareOf):
     """An NVML sampler whose energy is this job's share of each GPU (see module docstring).
 
     Args:
@@ -114,7 +114,7 @@ class GpuShareSampler:
         read_interval_s: float = 1.0,
         bases: Sequence[str] | None = None,
     ) -> None:
-        self._inner = inner
+        self._inner: NvmlGpuSampler = inner
         self._nv = inner.nvml
         self._err = _error_class(self._nv)
         if pids is None:
@@ -275,20 +275,8 @@ class GpuShareSampler:
         return self._inner
 
     @property
-    def method(self) -> str:
-        return share_method(self.basis)
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._inner.devices
-
-    @property
     def needs_polling(self) -> bool:
         return self._inner.needs_polling
-
-    @property
-    def update_period_s(self) -> float:
-        return self._inner.update_period_s
 
     @property
     def wrap_period_s(self) -> float:

@@ -50,6 +50,7 @@ __all__ = [
     "BASIS_RSS",
     "HostShareSampler",
     "ProcessTree",
+    "ShareOf",
     "TreeReading",
     "share_method",
     "share_mode",
@@ -245,7 +246,31 @@ def _machine_reader(component: Component) -> tuple[_ProcFile | None, Callable[[]
     return _open_fast("/proc/meminfo", _proc_meminfo_in_use)
 
 
-class HostShareSampler:
+class ShareOf:
+    """What a share sampler passes through from the sampler whose energy it divides
+    (``self._inner``), and its ``share:<basis>`` method."""
+
+    _inner: Sampler
+    basis: str
+
+    @property
+    def inner(self) -> Sampler:
+        return self._inner
+
+    @property
+    def method(self) -> str:
+        return share_method(self.basis)
+
+    @property
+    def devices(self) -> tuple[DeviceInfo, ...]:
+        return self._inner.devices
+
+    @property
+    def update_period_s(self) -> float:
+        return self._inner.update_period_s
+
+
+class HostShareSampler(ShareOf):
     """A machine-wide CPU or RAM sampler charged at this process tree's share (a counter).
 
     Args:
@@ -302,24 +327,8 @@ class HostShareSampler:
         )
 
     @property
-    def inner(self) -> Sampler:
-        return self._inner
-
-    @property
-    def method(self) -> str:
-        return share_method(self.basis)
-
-    @property
-    def devices(self) -> tuple[DeviceInfo, ...]:
-        return self._inner.devices
-
-    @property
     def needs_polling(self) -> bool:
         return False
-
-    @property
-    def update_period_s(self) -> float:
-        return self._inner.update_period_s
 
     @property
     def wrap_period_s(self) -> float:
